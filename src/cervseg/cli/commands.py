@@ -1,0 +1,5 @@
+"""The list of subcommands. Each module defines its command on `cervseg.cli.main.app`.
+
+One import per line, so that adding a command is a one-line change.
+"""
+# ruff: noqa: F401

@@ -1,0 +1,1 @@
+"""cervseg.infer"""
