@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the real case, skips for missing tools, tiny geometries."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+REAL_CASE = SHARED_DATA / "pelvic-ref-002"
+
+
+@pytest.fixture(scope="session")
+def real_case() -> Path:
+    """The real pelvic CT + RTSTRUCT case; skips with a reason when ../shared/data is absent."""
+    if not (REAL_CASE / "dicom").is_dir():
+        pytest.skip(f"real data not present at {REAL_CASE} (only in the project's CI/dev machines)")
+    return REAL_CASE
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool, or skip the test naming the missing Debian package."""
+    path = shutil.which(name)
+    if path is None:
+        packages = {"dciodvfy": "dicom3tools", "plastimatch": "plastimatch", "storescu": "dcmtk"}
+        pytest.skip(f"{name} not installed (Debian package {packages.get(name, name)})")
+    return path
