@@ -66,12 +66,12 @@ class Catalogue:
             for synonym in (s.name, *s.synonyms):
                 self._add_synonym(s.name, synonym)
 
-    def _add_synonym(self, canonical: str, synonym: str) -> None:
+    def _add_synonym(self, canonical: str, synonym: str, source: str = "catalogue") -> None:
         key = normalise_name(synonym)
         owner = self._index.get(key)
         if owner is not None and owner != canonical:
             raise StructureError(
-                f"synonym '{synonym}' is claimed by both '{owner}' and '{canonical}'"
+                f"{source}: synonym '{synonym}' is claimed by both '{owner}' and '{canonical}'"
             )
         self._index[key] = canonical
 
@@ -108,7 +108,7 @@ class Catalogue:
             if not isinstance(synonyms, list):
                 raise StructureError(f"{path}: synonyms of '{canonical}' must be a list")
             for synonym in synonyms:
-                self._add_synonym(canonical, str(synonym))
+                self._add_synonym(canonical, str(synonym), source=str(path))
 
     def canonical(self, roi_name: str) -> str | None:
         """The canonical name an ROI name stands for, or None when nothing matches."""

@@ -1,0 +1,86 @@
+"""Geometry, Volume and LabelMap: index <-> LPS mapping and the NIfTI RAS affine."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from cervseg.errors import GeometryError
+from cervseg.volume import Geometry, LabelMap, Volume
+
+HFS_AXES = ((0, 0, 1), (0, 1, 0), (1, 0, 0))
+FFS_AXES = ((0, 0, -1), (0, 1, 0), (-1, 0, 0))  # IOP (-1,0,0, 0,1,0): normal = -z
+
+
+
+def _normal(row: tuple, col: tuple) -> tuple:
+    return tuple(np.cross(row, col))
+
+
+def test_hfs_index_to_lps_known_points() -> None:
+    g = Geometry((4, 3, 2), (5.0, 1.5, 1.2), (-100.0, -50.0, 20.0), HFS_AXES)
+    # voxel (z=2, y=1, x=1): x += 1*1.2, y += 1*1.5, z += 2*5
+    assert np.allclose(g.index_to_lps([[2, 1, 1]]), [[-98.8, -48.5, 30.0]])
+    assert np.allclose(g.lps_to_index([[-98.8, -48.5, 30.0]]), [[2, 1, 1]])
+    assert np.allclose(g.slice_normal_coordinates(), [20, 25, 30, 35])
+
+
+@pytest.mark.parametrize(
+    "row,col,codes",
+    [
+        ((1, 0, 0), (0, 1, 0), ("L", "P", "S")),  # HFS
+        ((-1, 0, 0), (0, 1, 0), ("R", "P", "I")),  # FFS
+        ((-1, 0, 0), (0, -1, 0), ("R", "A", "S")),  # HFP
+        ((1, 0, 0), (0, -1, 0), ("L", "A", "I")),  # FFP
+    ],
+)
+def test_nifti_affine_orientation_matches_nibabel(row: tuple, col: tuple, codes: tuple) -> None:
+    """nibabel (an independent reading of the affine) must see the patient directions we mean."""
+    axes = (_normal(row, col), col, row)
+    g = Geometry((3, 4, 5), (3.0, 0.9, 0.8), (10.0, 20.0, 30.0), axes)
+    assert nib.aff2axcodes(g.nifti_affine()) == codes
+
+
+@pytest.mark.parametrize("axes", [HFS_AXES, FFS_AXES])
+def test_nifti_affine_round_trip(axes: tuple) -> None:
+    g = Geometry((7, 6, 5), (2.5, 0.7, 0.9), (1.0, -2.0, 3.0), axes, "1.2.3")
+    back = Geometry.from_nifti_affine(g.nifti_affine(), (5, 6, 7), "1.2.3")
+    assert back.same_grid(g)
+    assert back.frame_of_reference_uid == "1.2.3"
+
+
+def test_nifti_affine_maps_voxel_to_ras_of_same_point() -> None:
+    g = Geometry((7, 6, 5), (2.5, 0.7, 0.9), (1.0, -2.0, 3.0), FFS_AXES)
+    zyx = np.array([3, 2, 4])
+    lps = g.index_to_lps(zyx)[0]
+    ras = g.nifti_affine() @ np.array([zyx[2], zyx[1], zyx[0], 1.0])
+    assert np.allclose(ras[:3], [-lps[0], -lps[1], lps[2]])
+
+
+def test_non_orthonormal_axes_refused() -> None:
+    with pytest.raises(GeometryError, match="orthonormal"):
+        Geometry((1, 2, 2), (1, 1, 1), (0, 0, 0), ((0, 0, 1), (0, 1, 0), (0.9, 0.1, 0)))
+
+
+def test_non_positive_spacing_refused() -> None:
+    with pytest.raises(GeometryError, match="spacing"):
+        Geometry.axial((1, 2, 2), (0, 1, 1), (0, 0, 0))
+
+
+def test_volume_shape_must_match_geometry() -> None:
+    g = Geometry.axial((2, 3, 4), (1, 1, 1), (0, 0, 0))
+    with pytest.raises(GeometryError, match="does not match"):
+        Volume(np.zeros((2, 4, 3)), g)
+
+
+def test_labelmap_enforces_shared_geometry_and_volume_ml() -> None:
+    g = Geometry.axial((2, 10, 10), (5.0, 2.0, 2.0), (0, 0, 0))
+    labels = LabelMap(g)
+    mask = np.zeros(g.shape, bool)
+    mask[0, :5, :5] = True  # 25 voxels of 20 mm^3
+    labels["Bladder"] = mask
+    assert labels.voxel_volume_ml("Bladder") == pytest.approx(0.5)
+    with pytest.raises(GeometryError, match="Rectum"):
+        labels["Rectum"] = np.zeros((2, 10, 9), bool)
+    assert list(labels.subset(["Bladder"])) == ["Bladder"]
