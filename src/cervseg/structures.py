@@ -127,6 +127,7 @@ class Template:
 
     name: str
     structures: tuple[str, ...]
+    postprocess: dict[str, dict] = field(default_factory=dict)  # canonical name -> rule settings
 
 
 def available_templates() -> list[str]:
@@ -160,7 +161,18 @@ def load_template(name_or_path: str | Path, catalogue: Catalogue | None = None) 
         if canonical is None:
             raise StructureError(f"{where}: unknown structure '{entry}'")
         names.append(canonical)
-    return Template(name=str(raw.get("name", path.stem)), structures=tuple(names))
+    post_raw = raw.get("postprocess") or {}
+    if not isinstance(post_raw, dict):
+        raise StructureError(f"{where}: 'postprocess' must map a structure name to its settings")
+    postprocess: dict[str, dict] = {}
+    for entry, settings in post_raw.items():
+        canonical = catalogue.canonical(str(entry))
+        if canonical not in names:
+            raise StructureError(f"{where}: postprocess names '{entry}', which is not in the template")
+        if not isinstance(settings, dict):
+            raise StructureError(f"{where}: postprocess settings of '{entry}' must be a mapping")
+        postprocess[canonical] = dict(settings)
+    return Template(name=str(raw.get("name", path.stem)), structures=tuple(names), postprocess=postprocess)
 
 
 @dataclass

@@ -1,0 +1,121 @@
+"""Clean predicted masks per structure: largest part, small islands, holes, left/right.
+
+Why: a 2D network predicts slice by slice and leaves specks on far slices and pin-holes
+inside solid organs; an oncologist would delete them by hand. Each step is set per
+structure in the template (``postprocess:``), because what is noise for the bladder is
+anatomy for the pelvic bones or the bilateral nodal CTV.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+from scipy import ndimage
+
+from cervseg.errors import StructureError
+from cervseg.volume import Geometry, LabelMap
+
+log = logging.getLogger(__name__)
+
+_FULL_3D = ndimage.generate_binary_structure(3, 3)  # 26-connectivity: diagonal slices join
+
+
+@dataclass(frozen=True)
+class PostprocessRule:
+    """What to do to one structure's predicted mask."""
+
+    keep_largest: bool = False  # keep only the largest 3D connected component
+    min_island_ml: float = 0.0  # drop 3D components smaller than this volume
+    fill_holes: bool = False  # fill enclosed holes slice by slice
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, object]) -> "PostprocessRule":
+        unknown = set(settings) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise StructureError(f"postprocess of '{name}': unknown setting(s) {sorted(unknown)}")
+        return cls(**settings)  # type: ignore[arg-type]
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels, count = ndimage.label(mask, structure=_FULL_3D)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    return labels, sizes
+
+
+def keep_largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected component (empty stays empty)."""
+    labels, sizes = _components(mask)
+    if sizes.max(initial=0) == 0:
+        return mask.copy()
+    return labels == int(np.argmax(sizes))
+
+
+def drop_small_islands(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Remove 26-connected components with fewer than min_voxels voxels."""
+    labels, sizes = _components(mask)
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[labels]
+
+
+def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes on each axial slice (the way contours are drawn and stored)."""
+    out = np.empty_like(mask, dtype=bool)
+    for z in range(mask.shape[0]):
+        out[z] = ndimage.binary_fill_holes(mask[z]) if mask[z].any() else False
+    return out
+
+
+def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> np.ndarray:
+    """Apply one structure's rule; the order (islands, largest, holes) is fixed."""
+    out = np.asarray(mask, dtype=bool)
+    if rule.min_island_ml > 0:
+        voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
+        out = drop_small_islands(out, max(1, int(np.ceil(rule.min_island_ml / voxel_ml))))
+    if rule.keep_largest:
+        out = keep_largest_component(out)
+    if rule.fill_holes:
+        out = fill_holes_per_slice(out)
+    return out
+
+
+def assign_femoral_heads_by_side(labels: LabelMap, left: str = "Femur_Head_L", right: str = "Femur_Head_R") -> None:
+    """Re-assign femoral-head components to L/R by the patient x of their centroid (in place).
+
+    Why: a network can swap sides on an unusual orientation (FFS, prone); LPS +x is the
+    patient's left whatever the array layout, so the side is decided in patient space:
+    components right of the heads' common centroid (larger x) are the left head. A lone
+    component (one head in the field) keeps the side most of its voxels were given.
+    """
+    if left not in labels or right not in labels:
+        return
+    union = labels[left] | labels[right]
+    comp, count = ndimage.label(union, structure=_FULL_3D)
+    if count < 2:
+        return
+    centroids = np.asarray(ndimage.center_of_mass(union, comp, range(1, count + 1)))
+    sizes = np.bincount(comp.ravel())[1:]
+    xs = labels.geometry.index_to_lps(centroids)[:, 0]
+    midline = float(np.average(xs, weights=sizes))
+    is_left = np.concatenate([[False], xs > midline])
+    new_left = is_left[comp]
+    moved = int(np.count_nonzero(new_left & labels[right]) + np.count_nonzero(~new_left & labels[left]))
+    if moved:
+        log.warning("femoral heads: %d voxels re-assigned to the side given by patient x", moved)
+    labels[left] = new_left
+    labels[right] = union & ~new_left
+
+
+def postprocess(labels: LabelMap, rules: Mapping[str, Mapping[str, object]]) -> LabelMap:
+    """A new LabelMap with each structure's rule applied (structures without a rule unchanged)."""
+    out = LabelMap(labels.geometry)
+    for name, mask in labels.items():
+        settings = rules.get(name)
+        rule = PostprocessRule.from_settings(name, settings) if settings else PostprocessRule()
+        out[name] = apply_rule(mask, rule, labels.geometry)
+    assign_femoral_heads_by_side(out)
+    return out

@@ -1,0 +1,83 @@
+"""Post-processing: known answers on small shapes, and left/right decided in patient space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cervseg.errors import StructureError
+from cervseg.infer.postprocess import (
+    PostprocessRule, apply_rule, assign_femoral_heads_by_side, fill_holes_per_slice, postprocess,
+)
+from cervseg.structures import load_template
+from cervseg.volume import Geometry, LabelMap
+
+GRID = Geometry.axial((6, 20, 20), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))  # 2 mm^3 voxels
+
+
+def _blob(z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    m = np.zeros(GRID.shape, bool)
+    m[z0:z1, y0:y1, x0:x1] = True
+    return m
+
+
+def test_keep_largest_removes_other_parts() -> None:
+    mask = _blob(0, 4, 2, 10, 2, 10) | _blob(5, 6, 15, 17, 15, 17)
+    out = apply_rule(mask, PostprocessRule(keep_largest=True), GRID)
+    assert out.sum() == 4 * 8 * 8
+    assert not out[5].any()
+
+
+def test_min_island_volume_in_ml() -> None:
+    big = _blob(0, 4, 2, 12, 2, 12)  # 400 voxels = 0.8 ml
+    small = _blob(5, 6, 15, 18, 15, 18)  # 9 voxels = 0.018 ml
+    out = apply_rule(big | small, PostprocessRule(min_island_ml=0.02), GRID)
+    assert np.array_equal(out, big)
+    out = apply_rule(big | small, PostprocessRule(min_island_ml=0.01), GRID)
+    assert np.array_equal(out, big | small)
+
+
+def test_fill_holes_per_slice_keeps_open_notches() -> None:
+    ring = _blob(1, 2, 2, 12, 2, 12) & ~_blob(1, 2, 5, 9, 5, 9)
+    notch = _blob(3, 4, 2, 12, 2, 12) & ~_blob(3, 4, 5, 9, 0, 9)  # open to the left edge
+    out = fill_holes_per_slice(ring | notch)
+    assert out[1].sum() == 100
+    assert np.array_equal(out[3], notch[3])
+
+
+def _heads(geometry: Geometry, left_cols: slice, right_cols: slice) -> LabelMap:
+    labels = LabelMap(geometry)
+    l_mask = np.zeros(geometry.shape, bool)
+    r_mask = np.zeros(geometry.shape, bool)
+    l_mask[1:4, 8:12, left_cols] = True
+    r_mask[1:4, 8:12, right_cols] = True
+    labels["Femur_Head_L"], labels["Femur_Head_R"] = l_mask, r_mask
+    return labels
+
+
+def test_swapped_heads_are_corrected_by_patient_x() -> None:
+    # HFS: columns increase toward patient left; the "L" mask sits at low columns -> swapped.
+    labels = _heads(GRID, slice(2, 6), slice(14, 18))
+    original_right = labels["Femur_Head_R"].copy()
+    assign_femoral_heads_by_side(labels)
+    assert np.array_equal(labels["Femur_Head_L"], original_right)
+    x_left = GRID.index_to_lps(np.argwhere(labels["Femur_Head_L"]).mean(0))[0, 0]
+    x_right = GRID.index_to_lps(np.argwhere(labels["Femur_Head_R"]).mean(0))[0, 0]
+    assert x_left > x_right
+
+
+def test_ffs_grid_columns_run_to_patient_right() -> None:
+    """On an FFS grid, high columns are patient right: the same array layout is correct."""
+    ffs = Geometry(GRID.shape, GRID.spacing, (0.0, 0.0, 0.0), ((0, 0, -1), (0, 1, 0), (-1, 0, 0)))
+    labels = _heads(ffs, slice(2, 6), slice(14, 18))
+    before = {k: v.copy() for k, v in labels.items()}
+    assign_femoral_heads_by_side(labels)
+    assert all(np.array_equal(labels[k], before[k]) for k in before)
+
+
+def test_postprocess_uses_template_rules_and_rejects_unknown_settings() -> None:
+    labels = LabelMap(GRID, {"Bladder": _blob(0, 3, 2, 10, 2, 10) | _blob(5, 6, 15, 17, 15, 17)})
+    out = postprocess(labels, load_template("cervix").postprocess)
+    assert not out["Bladder"][5].any()
+    with pytest.raises(StructureError, match="keep_biggest"):
+        postprocess(labels, {"Bladder": {"keep_biggest": True}})
