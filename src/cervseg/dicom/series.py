@@ -1,0 +1,452 @@
+"""A folder of DICOM files -> the planning CT series as a Volume in Hounsfield units.
+
+Why this is strict: a CT read with the wrong slice order, a silently skipped slice or an
+ignored gantry tilt yields contours that look plausible and are millimetres off. So the
+reader refuses what it cannot represent exactly (oblique or tilted series, gaps, duplicate
+or irregular slice positions, mixed grids) with one line naming the file and the problem,
+and never resamples a problem away.
+
+Rules:
+- The folder is searched recursively; file names and extensions do not matter. Files
+  without the DICOM "DICM" prefix are not DICOM and are skipped (logged at debug level).
+  A file that *is* DICOM but whose header or pixel data cannot be read is an error.
+- Slices are sorted by ImagePositionPatient projected on the slice normal
+  (IOP row x IOP column), never by InstanceNumber or file name.
+- Axis convention (see cervseg.volume): ``axes[2]`` = IOP[0:3], ``axes[1]`` = IOP[3:6],
+  ``axes[0]`` = their cross product; ``origin`` = IPP of the first sorted slice. HFS, FFS,
+  HFP and FFP series therefore all land in correct LPS geometry.
+- Voxel values are HU (stored value x RescaleSlope + RescaleIntercept, per slice) in a
+  float32 array: exact for every integer HU, and no overflow whatever the stored range.
+- Localizer (scout) images inside a CT series are left out (ImageType contains LOCALIZER).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from cervseg.errors import GeometryError, InputError, SeriesSelectionError
+from cervseg.progress import progress
+from cervseg.volume import Geometry, SeriesInfo, Volume
+
+log = logging.getLogger(__name__)
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MULTIFRAME_CT = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
+}
+
+PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+STUDY_KEYWORDS = (
+    "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName",
+    "StudyDescription",
+)
+
+# Tolerances. Orientation cosines: a component must be within AXIS_TOL of 0 or +-1.
+AXIS_TOL = 1e-3
+IOP_CONSISTENCY_TOL = 1e-4
+SPACING_CONSISTENCY_TOL = 1e-4  # mm, PixelSpacing between slices
+DUPLICATE_TOL = 1e-2  # mm along the normal: two slices closer than this are duplicates
+GAP_FACTOR = 1.5  # a step > 1.5 x median spacing means slices are missing
+IRREGULAR_FRACTION = 0.1  # a slice off its regular position by > 10 % of the spacing
+TILT_ABS_TOL = 0.05  # mm in-plane drift allowed between slices (rounding) ...
+TILT_REL_TOL = 1e-3  # ... plus this fraction of the distance along the normal
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """One DICOM file found in a folder and its header (no pixel data)."""
+
+    path: Path
+    header: Dataset
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """One series found in a folder, as listed to a user who must choose."""
+
+    series_instance_uid: str
+    modality: str
+    description: str
+    n_files: int  # for CT: image slices, localizers excluded
+    study_instance_uid: str
+    series_number: str
+    sop_class_uid: str
+    files: tuple[Path, ...] = field(repr=False, default=())
+
+    def describe(self) -> str:
+        """e.g. ``1.2.3 (CT, 163 slices, 'New_SimCT')``."""
+        unit = "slices" if self.modality == "CT" else "files"
+        return f"{self.series_instance_uid} ({self.modality}, {self.n_files} {unit}, '{self.description}')"
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Every DICOM header in a folder tree, read once and shared by the series/RTSTRUCT finders."""
+
+    folder: Path
+    files: tuple[DicomFile, ...]
+    n_skipped: int  # non-DICOM files
+
+    def of_modality(self, modality: str) -> list[DicomFile]:
+        return [f for f in self.files if str(f.header.get("Modality", "")).upper() == modality]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _has_dicm_prefix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open file: {_first_line(exc)}") from None
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Read the header of every DICOM file below ``folder`` (recursively, any names).
+
+    Files without the DICM prefix are skipped; a DICOM file whose header cannot be parsed
+    is an InputError naming it (it might be a slice of the series we are asked to read).
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    found: list[DicomFile] = []
+    skipped = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if not _has_dicm_prefix(path):
+            log.debug("%s: not DICOM (no DICM prefix), skipped", path)
+            skipped += 1
+            continue
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as exc:  # pydicom raises many types on a broken header
+            raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
+        found.append(DicomFile(path, header))
+    if skipped:
+        log.debug("%s: skipped %d non-DICOM files", folder, skipped)
+    return FolderScan(folder, tuple(found), skipped)
+
+
+def _is_localizer(header: Dataset) -> bool:
+    image_type = header.get("ImageType", [])
+    if isinstance(image_type, str):
+        image_type = [image_type]
+    return any(str(v).upper() == "LOCALIZER" for v in image_type)
+
+
+def _summaries(scan: FolderScan) -> list[SeriesSummary]:
+    groups: dict[str, list[DicomFile]] = defaultdict(list)
+    for f in scan.files:
+        uid = str(f.header.get("SeriesInstanceUID", ""))
+        if uid:
+            groups[uid].append(f)
+    out = []
+    for uid, files in groups.items():
+        first = files[0].header
+        modality = str(first.get("Modality", "")).upper()
+        sop_class = str(first.get("SOPClassUID", ""))
+        if modality == "CT" and sop_class == CT_IMAGE_STORAGE:
+            files = [f for f in files if not _is_localizer(f.header)]
+            if not files:
+                continue
+        out.append(
+            SeriesSummary(
+                series_instance_uid=uid,
+                modality=modality,
+                description=str(first.get("SeriesDescription", "")),
+                n_files=len(files),
+                study_instance_uid=str(first.get("StudyInstanceUID", "")),
+                series_number=str(first.get("SeriesNumber", "")),
+                sop_class_uid=sop_class,
+                files=tuple(f.path for f in files),
+            )
+        )
+    return out
+
+
+def list_series(folder: Path, *, scan: FolderScan | None = None) -> list[SeriesSummary]:
+    """Every series in the folder tree (any modality), largest first."""
+    scan = scan or scan_folder(folder)
+    return sorted(_summaries(scan), key=lambda s: (-s.n_files, s.series_instance_uid))
+
+
+def _select_ct(scan: FolderScan, series_uid: str | None) -> SeriesSummary:
+    folder = scan.folder
+    series = list_series(folder, scan=scan)
+    if series_uid is not None:
+        chosen = [s for s in series if s.series_instance_uid == series_uid]
+        if not chosen:
+            found = "; ".join(s.describe() for s in series) or "no DICOM series"
+            raise SeriesSelectionError(f"{folder}: no series with UID {series_uid}; found: {found}")
+        s = chosen[0]
+        if s.modality != "CT":
+            raise SeriesSelectionError(
+                f"{folder}: series {series_uid} is {s.modality or 'of unknown modality'}, not CT"
+            )
+        if s.sop_class_uid in MULTIFRAME_CT:
+            raise SeriesSelectionError(
+                f"{folder}: series {series_uid} is {MULTIFRAME_CT[s.sop_class_uid]} (multi-frame), "
+                "which is not supported; export the CT as single-frame CT Image Storage"
+            )
+        return s
+    ct = [s for s in series if s.modality == "CT" and s.sop_class_uid == CT_IMAGE_STORAGE]
+    if len(ct) == 1:
+        return ct[0]
+    if len(ct) > 1:
+        listing = "; ".join(s.describe() for s in ct)
+        raise SeriesSelectionError(
+            f"{folder}: {len(ct)} CT series, choose one with --series UID: {listing}"
+        )
+    multiframe = [s for s in series if s.sop_class_uid in MULTIFRAME_CT]
+    if multiframe:
+        raise SeriesSelectionError(
+            f"{folder}: only multi-frame CT ({MULTIFRAME_CT[multiframe[0].sop_class_uid]}) found, "
+            "which is not supported; export the CT as single-frame CT Image Storage"
+        )
+    if not series:
+        raise SeriesSelectionError(
+            f"{folder}: no DICOM series found ({scan.n_skipped} files, none of them DICOM)"
+        )
+    found = "; ".join(s.describe() for s in series)
+    raise SeriesSelectionError(f"{folder}: no CT image series (non-CT modality only); found: {found}")
+
+
+def _floats(header: Dataset, keyword: str, n: int, path: Path) -> np.ndarray:
+    value = header.get(keyword)
+    if value is None or value == "":
+        raise GeometryError(f"{path}: missing {keyword}, cannot place the slice in space")
+    try:
+        items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+        arr = np.asarray([float(v) for v in items])
+    except (TypeError, ValueError):
+        raise GeometryError(f"{path}: unreadable {keyword} {value!r}") from None
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+        raise GeometryError(f"{path}: {keyword} must hold {n} numbers, got {value!r}")
+    return arr
+
+
+def _check_axis_aligned(vector: np.ndarray, what: str, path: Path) -> None:
+    a = np.abs(vector)
+    if not np.all((a < AXIS_TOL) | (np.abs(a - 1.0) < AXIS_TOL)) or np.sum(a > 0.5) != 1:
+        raise GeometryError(
+            f"{path}: oblique series ({what} of ImageOrientationPatient is "
+            f"{tuple(round(float(v), 6) for v in vector)}, not along a patient axis); "
+            "only axial series are supported, resample it in a planning system first"
+        )
+
+
+def _consistent(files: Sequence[DicomFile], values: Sequence[np.ndarray], tol: float, what: str, folder: Path) -> None:
+    ref = values[0]
+    for f, v in zip(files, values):
+        if v.shape != ref.shape or not np.allclose(v, ref, atol=tol):
+            raise GeometryError(
+                f"{folder}: inconsistent {what} within the series: {files[0].path.name} has "
+                f"{_fmt(ref)}, {f.path} has {_fmt(v)}"
+            )
+
+
+def _fmt(v: np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(x):g}" for x in np.ravel(v)) + ")"
+
+
+@dataclass(frozen=True)
+class _SliceLayout:
+    order: np.ndarray  # file indices in array order
+    origin: np.ndarray
+    axes: np.ndarray  # rows: z, y, x
+    spacing: tuple[float, float, float]
+
+
+def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
+    """Check the slices describe one regular axial grid and sort them along the normal."""
+    iops = [_floats(f.header, "ImageOrientationPatient", 6, f.path) for f in files]
+    ipps = [_floats(f.header, "ImagePositionPatient", 3, f.path) for f in files]
+    spacings = [_floats(f.header, "PixelSpacing", 2, f.path) for f in files]
+    shapes = []
+    for f in files:
+        rows, cols = f.header.get("Rows"), f.header.get("Columns")
+        if rows is None or cols is None:
+            raise GeometryError(f"{f.path}: missing Rows/Columns")
+        shapes.append(np.asarray([int(rows), int(cols)]))
+    for f in files:
+        tilt = f.header.get("GantryDetectorTilt")
+        if tilt not in (None, "") and abs(float(tilt)) > AXIS_TOL:
+            raise GeometryError(
+                f"{f.path}: gantry tilt of {float(tilt):g} degrees; tilted series are not supported "
+                "(reconstruct without tilt or resample it in a planning system first)"
+            )
+    _consistent(files, shapes, 0, "Rows/Columns", folder)
+    _consistent(files, spacings, SPACING_CONSISTENCY_TOL, "PixelSpacing", folder)
+    _consistent(files, iops, IOP_CONSISTENCY_TOL, "ImageOrientationPatient", folder)
+    for_uids = {str(f.header.get("FrameOfReferenceUID", "")) for f in files}
+    if len(for_uids) > 1:
+        raise GeometryError(f"{folder}: slices of one series carry different FrameOfReferenceUIDs: {sorted(for_uids)}")
+    if np.any(spacings[0] <= 0):
+        raise GeometryError(f"{files[0].path}: PixelSpacing must be positive, got {_fmt(spacings[0])}")
+
+    row, col = iops[0][:3], iops[0][3:]
+    _check_axis_aligned(row, "the row direction", files[0].path)
+    _check_axis_aligned(col, "the column direction", files[0].path)
+    row = row / np.linalg.norm(row)
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    if abs(row @ iops[0][3:] / np.linalg.norm(iops[0][3:])) > AXIS_TOL:
+        raise GeometryError(f"{files[0].path}: ImageOrientationPatient row and column are not perpendicular")
+
+    positions = np.asarray(ipps)
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    along = along[order]
+    positions = positions[order]
+
+    steps = np.diff(along)
+    for i in np.flatnonzero(steps < DUPLICATE_TOL):
+        a, b = files[order[i]].path, files[order[i + 1]].path
+        raise GeometryError(
+            f"{folder}: duplicate slice position {along[i]:.3f} mm along the normal: {a} and {b}"
+        )
+    # in-plane drift of IPP between slices = gantry tilt (or a sheared series)
+    offsets = positions - positions[0]
+    inplane = offsets - np.outer(offsets @ normal, normal)
+    drift = np.linalg.norm(inplane, axis=1)
+    allowed = TILT_ABS_TOL + TILT_REL_TOL * np.abs(offsets @ normal)
+    bad = np.flatnonzero(drift > allowed)
+    if bad.size:
+        i = int(bad[0])
+        angle = np.degrees(np.arctan2(drift[i], abs(offsets[i] @ normal)))
+        raise GeometryError(
+            f"{files[order[i]].path}: slice positions are not along the slice normal (in-plane shift "
+            f"{drift[i]:.2f} mm over {abs(offsets[i] @ normal):.2f} mm, about {angle:.2f} degrees): "
+            "gantry tilt or sheared series, not supported"
+        )
+
+    n = len(files)
+    if n >= 2:
+        median = float(np.median(steps))
+        for i in np.flatnonzero(steps > GAP_FACTOR * median):
+            a, b = files[order[i]].path, files[order[i + 1]].path
+            raise GeometryError(
+                f"{folder}: missing slices: gap of {steps[i]:.3f} mm between {a.name} "
+                f"({along[i]:.3f} mm) and {b.name} ({along[i + 1]:.3f} mm), median spacing {median:.3f} mm"
+            )
+        spacing_z = float((along[-1] - along[0]) / (n - 1))
+        expected = along[0] + spacing_z * np.arange(n)
+        deviation = np.abs(along - expected)
+        worst = int(np.argmax(deviation))
+        if deviation[worst] > IRREGULAR_FRACTION * spacing_z:
+            raise GeometryError(
+                f"{files[order[worst]].path}: irregular slice spacing: slice at {along[worst]:.3f} mm "
+                f"along the normal, a regular grid of {spacing_z:.3f} mm puts it at {expected[worst]:.3f} mm"
+            )
+    else:
+        header = files[0].header
+        value = header.get("SpacingBetweenSlices") or header.get("SliceThickness")
+        if value in (None, "") or float(value) <= 0:
+            raise GeometryError(f"{files[0].path}: a single-slice series without SliceThickness")
+        spacing_z = float(value)
+    # PixelSpacing = (distance between rows, distance between columns) = (y, x) spacing
+    spacing = (spacing_z, float(spacings[0][0]), float(spacings[0][1]))
+    return _SliceLayout(order, positions[0], np.stack([normal, col, row]), spacing)
+
+
+def _pixels_hu(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, Dataset]:
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read DICOM file: {_first_line(exc)}") from None
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: CT slice without pixel data (truncated file?)")
+    syntax = ds.file_meta.get("TransferSyntaxUID", "")
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if frames != 1:
+            raise ValueError(f"{frames} frames in a CT Image Storage file")
+        pixels = ds.pixel_array
+    except Exception as exc:
+        name = getattr(syntax, "name", str(syntax))
+        raise InputError(
+            f"{path}: cannot read pixel data (transfer syntax {name}; truncated or undecodable): "
+            f"{_first_line(exc)}"
+        ) from None
+    if pixels.shape != shape:
+        raise InputError(f"{path}: pixel data has shape {pixels.shape}, header says {shape}")
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    hu = pixels.astype(np.float32)
+    if slope != 1.0:
+        hu *= np.float32(slope)
+    if intercept != 0.0:
+        hu += np.float32(intercept)
+    return hu, ds
+
+
+def _text(header: Dataset, keyword: str) -> str:
+    value = header.get(keyword)
+    return "" if value is None else str(value)
+
+
+def read_ct_series(
+    folder: Path, series_uid: str | None = None, *, scan: FolderScan | None = None
+) -> Volume:
+    """Read the CT series in a folder tree into a Volume (float32 HU, LPS geometry).
+
+    ``series_uid`` chooses among several CT series (required when there is more than one).
+    ``scan`` lets a caller that already scanned the folder (read_patient) avoid a re-scan.
+    """
+    folder = Path(folder)
+    scan = scan or scan_folder(folder)
+    summary = _select_ct(scan, series_uid)
+    by_path = {f.path: f for f in scan.files}
+    files = [by_path[p] for p in summary.files]
+    layout = _layout(files, folder)
+    rows, cols = int(files[0].header.Rows), int(files[0].header.Columns)
+    array = np.empty((len(files), rows, cols), dtype=np.float32)
+    ordered = [files[i] for i in layout.order]
+    for k, f in enumerate(progress(ordered, "reading CT", total=len(ordered))):
+        array[k], _ = _pixels_hu(f.path, (rows, cols))
+
+    first = ordered[0].header
+    for_uid = _text(first, "FrameOfReferenceUID")
+    if not for_uid:
+        log.warning("%s: CT series without FrameOfReferenceUID; RTSTRUCT references cannot be checked", folder)
+    geometry = Geometry(
+        shape=array.shape,
+        spacing=layout.spacing,
+        origin=tuple(layout.origin),
+        axes=tuple(map(tuple, layout.axes)),
+        frame_of_reference_uid=for_uid,
+    )
+    info = SeriesInfo(
+        study_instance_uid=_text(first, "StudyInstanceUID"),
+        series_instance_uid=summary.series_instance_uid,
+        sop_instance_uids=tuple(_text(f.header, "SOPInstanceUID") for f in ordered),
+        sop_class_uid=_text(first, "SOPClassUID"),
+        patient={k: _text(first, k) for k in PATIENT_KEYWORDS},
+        study={k: _text(first, k) for k in STUDY_KEYWORDS},
+        patient_position=_text(first, "PatientPosition"),
+        source_files=tuple(str(f.path) for f in ordered),
+    )
+    log.info(
+        "%s: CT series %s, %d slices, %s, %s",
+        folder, summary.series_instance_uid, len(ordered), info.patient_position or "position ?",
+        geometry.describe(),
+    )
+    return Volume(array, geometry, info)
+
