@@ -146,6 +146,7 @@ def write_ct_series(
             ds.ImageOrientationPatient = iop
             ds.FrameOfReferenceUID = for_uid
             ds.PositionReferenceIndicator = ""
+            ds.Laterality = ""  # dciodvfy requires it present (Type 2C); empty = unpaired part
             ds.SamplesPerPixel = 1
             ds.PhotometricInterpretation = "MONOCHROME2"
             ds.Rows = geometry.shape[1]
