@@ -1,0 +1,88 @@
+"""Config loading: defaults from the papers, one-line errors naming file and field, round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cervseg.config import (
+    PreprocessConfig, TrainConfig, load_config, save_config, validate_config,
+)
+from cervseg.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def _minimal() -> dict:
+    return {"data": {"cache": "cache"}, "out_dir": "runs/a", "model": {"name": "unet"}}
+
+
+def test_defaults_follow_the_papers(tmp_path):
+    cfg = load_config(_write(tmp_path / "t.yaml", _minimal()))
+    assert cfg.optimizer.betas == (0.9, 0.999)
+    assert cfg.early_stopping_patience == 3
+    assert cfg.preprocess.clamp_hu == (-1024.0, 2048.0)
+    assert (cfg.preprocess.window_width, cfg.preprocess.window_level) == (300.0, 50.0)
+    # relative paths are taken relative to the config file's folder
+    assert cfg.data.cache == (tmp_path / "cache").resolve()
+    assert cfg.out_dir == (tmp_path / "runs" / "a").resolve()
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"optimizer": {"lr": -1}}, "optimizer.lr"),
+        ({"preprocess": {"clamp_hu": [100, -100]}}, "preprocess"),
+        ({"model": {"name": "unet", "base_widht": 4}}, "model.base_widht"),
+        ({"grid_search": {"learning_rates": [], "batch_sizes": [2]}}, "grid_search.learning_rates"),
+        ({"output_mode": "softmax"}, "output_mode"),
+    ],
+)
+def test_bad_field_is_one_line_naming_file_and_field(tmp_path, change, field):
+    data = {**_minimal(), **change}
+    path = _write(tmp_path / "bad.yaml", data)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {field}")
+
+
+def test_missing_key_unreadable_and_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match=r"out_dir: required key is missing"):
+        load_config(_write(tmp_path / "a.yaml", {"data": {"cache": "c"}, "model": {"name": "unet"}}))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path / "b.yaml", "data: [unclosed"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(_write(tmp_path / "c.yaml", "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_save_then_load_round_trip(tmp_path):
+    cfg = load_config(_write(tmp_path / "t.yaml", {**_minimal(), "preprocess": {"context_slices": 2}}))
+    save_config(cfg, tmp_path / "out" / "config.yaml")
+    again = load_config(tmp_path / "out" / "config.yaml")
+    assert again == cfg
+    assert again.preprocess.in_channels == 5
+
+
+def test_zscore_statistics_both_or_neither():
+    with pytest.raises(ConfigError, match="zscore_mean"):
+        validate_config({"zscore_mean": 1.0}, PreprocessConfig, "x")
+    assert validate_config({"zscore_mean": 1.0, "zscore_std": 2.0}, PreprocessConfig, "x").needs_statistics is False
+
+
+def test_shipped_example_configs_validate():
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    assert configs, "configs/ holds the example training configs"
+    for path in configs:
+        assert isinstance(load_config(path), TrainConfig)
