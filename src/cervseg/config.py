@@ -95,7 +95,7 @@ class ModelConfig(_Strict):
     """Which registered architecture to build and how wide."""
 
     name: str = Field(..., min_length=1)
-    base_width: int = Field(32, ge=1)
+    base_width: int | None = Field(None, ge=1, description="features at full resolution; None = the published width")
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for the model")
     init: Literal["model", "xavier_uniform"] = Field(
         "model", description="xavier_uniform re-initialises conv weights (paper 000); model keeps the model's own"

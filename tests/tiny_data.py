@@ -1,0 +1,69 @@
+"""Tiny synthetic pelvic patients (ellipsoids on 24x64x64) for data and training tests.
+
+Independent of cervseg.phantom on purpose: the cache, slice and training tests need a
+few seconds' worth of data whose structures are known exactly and easy to learn.
+Left/right follow patient x: with the HFS axial grid used here, array column index grows
+towards the patient's left, so Femur_Head_L sits at larger column indices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
+
+STRUCTURES = ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R", "SpinalCord")
+
+
+def _ellipsoid(shape, centre, radii):
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return (((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
+            + ((x - centre[2]) / radii[2]) ** 2) <= 1.0
+
+
+def tiny_patient(seed: int, shape=(24, 64, 64), spacing=(3.0, 2.5, 2.5)) -> tuple[Volume, LabelMap]:
+    """A body with bladder, rectum, two femoral heads and a spinal cord, jittered by seed."""
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = shape
+    j = lambda s: rng.uniform(-s, s)  # noqa: E731
+    cy, cx = ny / 2 + j(3), nx / 2 + j(3)
+    hu = np.full(shape, -1000.0)
+    body = _ellipsoid(shape, (nz / 2, cy, cx), (nz * 4, ny * 0.36, nx * 0.44))
+    hu[body] = -90.0  # fat
+    muscle = _ellipsoid(shape, (nz / 2, cy, cx), (nz * 4, ny * 0.3, nx * 0.38))
+    hu[muscle] = 45.0
+    masks = {
+        "Bladder": _ellipsoid(shape, (nz * 0.45 + j(1), cy - ny * 0.12, cx + j(1)), (nz * 0.22, ny * 0.09, nx * 0.1)),
+        "Rectum": _ellipsoid(shape, (nz * 0.5 + j(1), cy + ny * 0.1, cx + j(1)), (nz * 0.3, ny * 0.05, nx * 0.05)),
+        "Femur_Head_L": _ellipsoid(shape, (nz * 0.3 + j(1), cy, cx + nx * 0.24), (nz * 0.15, ny * 0.07, nx * 0.07)),
+        "Femur_Head_R": _ellipsoid(shape, (nz * 0.3 + j(1), cy, cx - nx * 0.24), (nz * 0.15, ny * 0.07, nx * 0.07)),
+        "SpinalCord": _ellipsoid(shape, (nz * 0.8, cy + ny * 0.22, cx), (nz * 0.25, ny * 0.03, nx * 0.03)),
+    }
+    hu[masks["Bladder"]] = 10.0
+    hu[masks["Rectum"]] = -400.0
+    hu[masks["Femur_Head_L"] | masks["Femur_Head_R"]] = 700.0
+    ring = _ellipsoid(shape, (nz * 0.8, cy + ny * 0.22, cx), (nz * 0.25, ny * 0.06, nx * 0.06)) & ~masks["SpinalCord"]
+    hu[ring] = 600.0
+    hu[masks["SpinalCord"]] = 30.0
+    hu += rng.normal(0, 10, size=shape)
+    geom = Geometry.axial(shape, spacing, (-nx * spacing[2] / 2, -ny * spacing[1] / 2, -100.0 + j(5)),
+                          frame_of_reference_uid=f"1.2.826.0.1.3680043.10.9999.{seed + 1}")
+    vol = Volume(np.rint(hu).astype(np.int16), geom,
+                 SeriesInfo(patient={"PatientID": f"TINY{seed:03d}", "PatientName": f"Tiny^{seed}"}))
+    return vol, LabelMap(geom, masks)
+
+
+def write_tiny_dicom(folder: Path, seed: int, shape=(24, 64, 64), names: dict[str, str] | None = None,
+                     drop: tuple[str, ...] = ()) -> Path:
+    """Write one tiny patient as a CT series + RTSTRUCT in ``folder`` (ROIs renamed by ``names``)."""
+    from cervseg.dicom.rtstruct_write import write_rtstruct
+    from cervseg.dicom.series_write import write_ct_series
+
+    vol, labels = tiny_patient(seed, shape)
+    written = write_ct_series(vol, folder / "CT")
+    names = names or {}
+    renamed = LabelMap(labels.geometry, {names.get(k, k): v for k, v in labels.items() if k not in drop})
+    write_rtstruct(renamed, written, folder / "RS.dcm")
+    return folder
