@@ -1,0 +1,152 @@
+"""Planar RTSTRUCT contours -> boolean masks on the CT grid (even-odd rule).
+
+Why even-odd: planning systems store an organ with a hole (the rectal wall around its
+lumen, a ring of bone marrow) as an outer and an inner polygon on the same slice, and
+several parts of one organ as several polygons. XOR-ing the filled polygons of a slice
+keeps holes as holes and parts as parts, whatever order or orientation they are stored in;
+this is also what plastimatch does, and our masks are tested against it.
+
+A pixel belongs to a polygon when its centre lies inside (matplotlib Path.contains_points,
+a crossing-number test, on the pixel centres of the polygon's bounding box). On the real
+case both matplotlib and skimage.draw.polygon reproduce plastimatch's masks voxel for voxel
+for all 15 organ ROIs (one voxel differs in the 11-million-voxel External); matplotlib is
+used because it is about twice as fast on large outlines (External: 6.5 s vs 14 s).
+
+Contours are matched to slices by their position along the slice normal; a contour more
+than SLICE_TOLERANCE x slice spacing away from every slice is reported and skipped, never
+snapped onto the nearest slice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence, Union
+
+import numpy as np
+from matplotlib.path import Path as MplPath
+
+from cervseg.dicom.rtstruct_read import Contour, RTStruct
+from cervseg.errors import GeometryError
+from cervseg.structures import Catalogue, NameMatch, Template, load_template, match_names
+from cervseg.volume import Geometry, LabelMap, Volume
+
+log = logging.getLogger(__name__)
+
+SLICE_TOLERANCE = 0.25  # fraction of the slice spacing
+PLANARITY_TOLERANCE = 0.25  # spread of a contour's points along the normal, fraction of spacing
+
+ContourLike = Union[Contour, np.ndarray]
+
+
+def _points(contour: ContourLike) -> np.ndarray:
+    pts = contour.points if isinstance(contour, Contour) else contour
+    return np.asarray(pts, dtype=float).reshape(-1, 3)
+
+
+def _xor_polygon(plane: np.ndarray, rc: np.ndarray) -> None:
+    """XOR into ``plane`` the pixels whose centre lies inside the (row, col) polygon."""
+    ny, nx = plane.shape
+    r0, r1 = max(int(np.ceil(rc[:, 0].min())), 0), min(int(np.floor(rc[:, 0].max())), ny - 1)
+    c0, c1 = max(int(np.ceil(rc[:, 1].min())), 0), min(int(np.floor(rc[:, 1].max())), nx - 1)
+    if r1 < r0 or c1 < c0:
+        return
+    rr, cc = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
+    centres = np.column_stack([rr.ravel(), cc.ravel()]).astype(float)
+    inside = MplPath(rc).contains_points(centres).reshape(rr.shape)
+    plane[r0 : r1 + 1, c0 : c1 + 1] ^= inside
+
+
+def rasterize_roi(
+    contours: Sequence[ContourLike], geometry: Geometry, *, name: str = "ROI"
+) -> np.ndarray:
+    """Boolean mask (z, y, x) of the contours (Contour objects or (N, 3) LPS arrays).
+
+    Polygons on one slice are combined with XOR (even-odd rule). Contours off every slice
+    (by more than a quarter of the slice spacing), outside the volume or not planar are
+    skipped with one warning per ROI naming how many and where.
+    """
+    nz = geometry.shape[0]
+    mask = np.zeros(geometry.shape, dtype=bool)
+    off_slice: list[str] = []
+    outside: list[str] = []
+    not_planar: list[str] = []
+    for i, contour in enumerate(contours):
+        pts = _points(contour)
+        if len(pts) < 3:
+            continue
+        idx = geometry.lps_to_index(pts)  # (N, 3) float (z, y, x)
+        z = idx[:, 0]
+        if np.ptp(z) > PLANARITY_TOLERANCE:
+            not_planar.append(f"#{i + 1} (spans {np.ptp(z) * geometry.spacing[0]:.2f} mm)")
+            continue
+        zc = float(np.mean(z))
+        k = int(np.rint(zc))
+        if abs(zc - k) > SLICE_TOLERANCE:
+            normal_mm = float(pts.mean(axis=0) @ geometry.axes_matrix[0])
+            off_slice.append(f"#{i + 1} at {normal_mm:.2f} mm ({abs(zc - k) * geometry.spacing[0]:.2f} mm off slice {k})")
+            continue
+        if not 0 <= k < nz:
+            outside.append(f"#{i + 1} (slice {k})")
+            continue
+        _xor_polygon(mask[k], idx[:, 1:])
+    for what, items in (
+        ("not on a slice of the CT", off_slice),
+        ("outside the CT volume", outside),
+        ("not planar", not_planar),
+    ):
+        if items:
+            shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+            log.warning("ROI '%s': %d contours %s, skipped: %s", name, len(items), what, shown)
+    return mask
+
+
+def check_references(rtstruct: RTStruct, volume: Volume) -> None:
+    """Refuse an RTSTRUCT drawn in another frame of reference; warn on a different series."""
+    ct_frame = volume.geometry.frame_of_reference_uid
+    rs_frame = rtstruct.frame_of_reference_uid
+    if ct_frame and rs_frame and ct_frame != rs_frame:
+        raise GeometryError(
+            f"{rtstruct.path}: RTSTRUCT frame of reference {rs_frame} differs from the CT's "
+            f"{ct_frame}; its contours do not belong to this CT"
+        )
+    if not (ct_frame and rs_frame):
+        log.warning("%s: frame of reference missing in the CT or RTSTRUCT; cannot check that they match", rtstruct.path)
+    ct_series = volume.series.series_instance_uid
+    if rtstruct.referenced_series_uids and ct_series and ct_series not in rtstruct.referenced_series_uids:
+        log.warning(
+            "%s: RTSTRUCT references series %s, not the CT series %s (same frame of reference, contours used)",
+            rtstruct.path, ", ".join(rtstruct.referenced_series_uids), ct_series,
+        )
+
+
+def read_structures(
+    rtstruct: RTStruct,
+    volume: Volume,
+    template: Template | str = "cervix",
+    catalogue: Catalogue | None = None,
+) -> tuple[LabelMap, NameMatch]:
+    """The template's structures found in the RTSTRUCT, rasterised on the CT grid.
+
+    Masks are keyed by canonical name (e.g. 'Bladder' for an ROI named 'Vescica').
+    """
+    catalogue = catalogue or Catalogue.builtin()
+    if not isinstance(template, Template):
+        template = load_template(template, catalogue)
+    check_references(rtstruct, volume)
+    match = match_names(rtstruct.roi_names(), template, catalogue)
+    for line in match.report().splitlines():
+        log.info("%s: %s", rtstruct.path.name, line)
+    labels = LabelMap(volume.geometry)
+    for canonical, roi_name in match.matched.items():
+        roi = rtstruct.roi(roi_name)
+        mask = rasterize_roi(roi.contours, volume.geometry, name=roi_name)
+        if not mask.any():
+            log.warning("%s: ROI '%s' (%s) lies entirely outside the CT", rtstruct.path, roi_name, canonical)
+        labels[canonical] = mask
+    if not labels and template.structures:
+        log.warning(
+            "%s: none of the template '%s' structures found (ROIs: %s)",
+            rtstruct.path, template.name, ", ".join(rtstruct.roi_names()) or "none",
+        )
+    return labels, match
+
