@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.draw import polygon2mask
+from skimage.measure import find_contours
 
 from cervseg.dicom.contours import mask_to_contours, slice_polygons
 from cervseg.volume import Geometry
@@ -82,12 +83,21 @@ def test_vertex_reduction_keeps_polygons_small() -> None:
     m = np.zeros((50, 50), dtype=bool)
     m[10:40, 5:45] = True
     (poly,) = slice_polygons(m)
-    assert len(poly) <= 8  # four sides with cut corners, not one vertex per boundary pixel
+    assert len(poly) == 8  # four sides with cut corners, not one vertex per boundary pixel
     disk = annulus((200, 200), (100, 97.3), -1, 70)
-    unreduced = slice_polygons(disk, tolerance_px=0)
-    reduced = slice_polygons(disk)
-    assert len(reduced[0]) < len(unreduced[0]) / 2
-    assert np.array_equal(even_odd(reduced, disk.shape), disk)
+    (traced,) = find_contours(np.pad(disk.astype(np.uint8), 1), 0.5)
+    (reduced,) = slice_polygons(disk)
+    assert len(reduced) < len(traced) / 2
+    assert np.array_equal(even_odd([reduced], disk.shape), disk)
+
+
+def test_optional_douglas_peucker_still_exact() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        m = ndi.gaussian_filter(rng.random((48, 48)), 2.0) > 0.5
+        polys = slice_polygons(m, tolerance_px=0.25)
+        assert np.array_equal(even_odd(polys, m.shape), m)
+        assert sum(map(len, polys)) <= sum(map(len, slice_polygons(m)))
 
 
 def test_polygons_are_open_rings() -> None:

@@ -257,6 +257,26 @@ def test_dciodvfy_reports_no_error(written) -> None:
     assert [ln for ln in lines if "Error" in ln] == []
 
 
+def test_contour_longer_than_64k_bytes_written_implicit_vr(tmp_path) -> None:
+    """Explicit VR cannot hold a DS value over 64 kB (pydicom would silently write UN)."""
+    g = Geometry((1, 40, 1600), (3.0, 0.7, 0.7), (-560.123, -14.321, 51.5), AXES["HFS"])
+    volume = write_ct_series(Volume(np.zeros(g.shape), g), tmp_path / "ct")
+    comb = np.zeros(g.shape, bool)
+    comb[0, 5:35, 2:1598] = True
+    comb[0, 20:35, 3:1597:2] = False  # 797 teeth: one outline of ~3200 vertices
+    labels = LabelMap(volume.geometry, {"Bladder": comb})
+    rs_path = write_rtstruct(labels, volume, tmp_path / "RS.dcm")
+    rs = pydicom.dcmread(rs_path)
+    assert rs.file_meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian
+    (contour,) = rs.ROIContourSequence[0].ContourSequence
+    assert contour["ContourData"].VR == "DS"
+    assert contour.NumberOfContourPoints > 3000
+    from cervseg.dicom.rasterize import rasterize_roi
+
+    pts = np.array(contour.ContourData, float).reshape(-1, 3)
+    assert np.array_equal(rasterize_roi([pts], volume.geometry), comb)
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 def test_grid_mismatch_refused_with_both_geometries(tmp_path) -> None:
@@ -285,3 +305,69 @@ def test_volume_without_dicom_identity_refused(tmp_path) -> None:
     labels = LabelMap(g, {"Bladder": np.ones(g.shape, bool)})
     with pytest.raises(InputError, match="DICOM identity"):
         write_rtstruct(labels, volume, tmp_path / "RS.dcm")
+
+
+# --- the real case ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_written(real_case, tmp_path_factory):
+    """The manual contours of the real case, rasterised by our reader, written by us."""
+    from cervseg.dicom.rasterize import read_structures
+    from cervseg.dicom.rtstruct_read import find_rtstruct, read_rtstruct
+    from cervseg.dicom.series import read_ct_series
+
+    ct_dir = real_case / "dicom"
+    volume = read_ct_series(ct_dir)
+    labels, match = read_structures(read_rtstruct(find_rtstruct(ct_dir)), volume, "prostate")
+    assert sorted(labels) == sorted(["Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R", "Prostate"])
+    rs = write_rtstruct(labels, volume, tmp_path_factory.mktemp("real") / "RS.dcm")
+    return volume, labels, ct_dir, rs
+
+
+@pytest.mark.realdata
+def test_real_case_round_trip_through_our_reader(real_written) -> None:
+    from cervseg.dicom.rasterize import rasterize_roi
+    from cervseg.dicom.rtstruct_read import read_rtstruct
+
+    volume, labels, _, rs_path = real_written
+    rt = read_rtstruct(rs_path)
+    assert sorted(rt.roi_names()) == sorted(labels)
+    for name, mask in labels.items():
+        assert dice(rasterize_roi(rt.roi(name).contours, volume.geometry), mask) >= 0.99, name
+
+
+@pytest.mark.realdata
+@pytest.mark.external
+def test_real_case_plastimatch_agrees(real_written, tmp_path) -> None:
+    require_tool("plastimatch")
+    volume, labels, ct_dir, rs_path = real_written
+    out = tmp_path / "pm"
+    subprocess.run(
+        ["plastimatch", "convert", "--xor-contours", "--input", str(rs_path), "--referenced-ct",
+         str(ct_dir), "--output-prefix", str(out), "--prefix-format", "nii.gz"],
+        check=True, capture_output=True,
+    )
+    theirs = read_labels(out, volume.geometry)
+    for name, mask in labels.items():
+        assert dice(theirs[name], mask) >= 0.99, name
+
+
+@pytest.mark.realdata
+@pytest.mark.external
+def test_real_case_dciodvfy_and_references(real_written) -> None:
+    tool = require_tool("dciodvfy")
+    volume, _, ct_dir, rs_path = real_written
+    result = subprocess.run([tool, str(rs_path)], capture_output=True, text=True)
+    assert [ln for ln in (result.stdout + result.stderr).splitlines() if "Error" in ln] == []
+    rs = pydicom.dcmread(rs_path)
+    refs = [
+        i.ReferencedSOPInstanceUID
+        for i in rs.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+        .RTReferencedSeriesSequence[0].ContourImageSequence
+    ]
+    ct_uids = {
+        pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID
+        for p in ct_dir.glob("CT*.dcm")
+    }
+    assert len(refs) == len(ct_uids) == 163 and set(refs) == ct_uids
+    assert all(len(str(getattr(v, "original_string", v))) <= 16 for v in _walk_ds_values(rs))

@@ -1,16 +1,22 @@
 """Mask slices -> closed planar polygons in patient LPS mm, holes and islands kept.
 
-Why every boundary is its own contour: planning systems (and plastimatch) rebuild a slice
-from its CLOSED_PLANAR contours with the even-odd rule, so an annulus is written as two
-contours (outer ring and hole) and a box with a cavity keeps its cavity. Filling holes or
-joining islands is the classic RTSTRUCT <-> mask conversion bug this module avoids.
+Why every boundary is its own contour: planning systems rebuild a slice from its
+CLOSED_PLANAR contours with the even-odd rule (plastimatch does with --xor-contours), so an
+annulus is written as two contours (outer ring and hole) and a box with a cavity keeps its
+cavity. Filling holes or joining islands is the classic RTSTRUCT <-> mask conversion bug
+this module avoids.
 
 Boundaries are traced with marching squares (``skimage.measure.find_contours``) at level
 0.5 on a zero-padded slice, so every vertex lies half-way between an inside and an outside
-pixel centre and no pixel centre is closer than 0.35 pixel to a boundary. A Douglas-Peucker
-reduction with a tolerance well below that (0.2 pixel) drops the staircase vertices along
-straight runs but cannot move a boundary across a pixel centre, so rasterising the polygons
-with any centre-sampling even-odd rasteriser gives back the mask exactly.
+pixel centre and no pixel centre is closer than 0.35 pixel to a boundary. Vertices that lie
+on the straight line through their neighbours (runs along rows, columns and 45-degree
+diagonals: about two thirds of all vertices) are then dropped exactly, so polygons are
+small and rasterising them with any centre-sampling even-odd rasteriser gives back the
+mask exactly.
+
+Why Douglas-Peucker is not on by default: at a tolerance safely below 0.35 pixel (0.2) it
+removed no more vertices than the exact pass on the real case (75 518 either way) and took
+5 s for its body outline. It stays available as ``tolerance_px`` (keep it <= 0.3).
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from cervseg.volume import Geometry
 
 log = logging.getLogger(__name__)
 
-#: Douglas-Peucker tolerance in pixels; must stay below 0.35 (see module docstring).
-DEFAULT_TOLERANCE_PX = 0.2
+#: Extra Douglas-Peucker tolerance in pixels (0 = exact); must stay below 0.35, see above.
+DEFAULT_TOLERANCE_PX = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,22 @@ class SliceContour:
     points_lps: np.ndarray  # (N, 3) LPS mm, N >= 3, not repeating the first point at the end
 
 
+def _drop_collinear(ring: np.ndarray) -> np.ndarray:
+    """Remove the vertices of a closed ring (first point not repeated) that lie on the line
+    through their two neighbours; the polygon itself is unchanged."""
+    if len(ring) < 3:
+        return ring
+    d_in = ring - np.roll(ring, 1, axis=0)
+    d_out = np.roll(ring, -1, axis=0) - ring
+    cross = d_in[:, 0] * d_out[:, 1] - d_in[:, 1] * d_out[:, 0]
+    return ring[np.abs(cross) > 1e-9]
+
+
 def slice_polygons(mask2d: np.ndarray, tolerance_px: float = DEFAULT_TOLERANCE_PX) -> list[np.ndarray]:
     """Boundaries of a 2D mask as (N, 2) (row, column) index polygons, outer ones and holes alike.
 
-    Returns an empty list for an empty slice. Polygons with fewer than 3 distinct points
-    after reduction are dropped (they enclose no pixel centre).
+    Returns an empty list for an empty slice. Polygons with fewer than 3 points after
+    reduction are dropped (they enclose no pixel centre).
     """
     mask2d = np.asarray(mask2d)
     if mask2d.ndim != 2:
@@ -51,15 +68,16 @@ def slice_polygons(mask2d: np.ndarray, tolerance_px: float = DEFAULT_TOLERANCE_P
     padded = np.pad(mask2d.astype(np.uint8), 1)
     polygons = []
     for contour in measure.find_contours(padded, 0.5):
-        contour = contour - 1.0  # undo the padding
-        if tolerance_px > 0:
-            contour = measure.approximate_polygon(contour, tolerance_px)
-        if len(contour) > 1 and np.allclose(contour[0], contour[-1]):
-            contour = contour[:-1]  # CLOSED_PLANAR closes implicitly
-        if len(contour) < 3:
-            log.debug("dropped a degenerate contour of %d points", len(contour))
+        ring = contour - 1.0  # undo the padding
+        if len(ring) > 1 and np.allclose(ring[0], ring[-1]):
+            ring = ring[:-1]  # CLOSED_PLANAR closes implicitly
+        ring = _drop_collinear(ring)
+        if tolerance_px > 0 and len(ring) >= 3:
+            ring = measure.approximate_polygon(np.vstack([ring, ring[:1]]), tolerance_px)[:-1]
+        if len(ring) < 3:
+            log.debug("dropped a degenerate contour of %d points", len(ring))
             continue
-        polygons.append(contour)
+        polygons.append(ring)
     return polygons
 
 

@@ -23,7 +23,12 @@ from typing import Iterable, Sequence
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    PYDICOM_IMPLEMENTATION_UID,
+    generate_uid,
+)
 
 import cervseg
 from cervseg.dicom.contours import mask_to_contours
@@ -42,6 +47,7 @@ GENERATION_ALGORITHMS = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
 #: Contour points are rounded to this many decimals of a millimetre before formatting.
 POINT_DECIMALS = 4
 DS_MAX_BYTES = 16
+EXPLICIT_VR_MAX_LENGTH = 0xFFFE  # even length that a 16-bit length field holds
 
 #: Patient / study attributes copied from the CT (Type 2 ones are written empty if unknown).
 PATIENT_KEYWORDS_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
@@ -205,6 +211,7 @@ def build_rtstruct(
 
     roi_seq, contour_seq, obs_seq = DicomSequence(), DicomSequence(), DicomSequence()
     number = 0
+    longest = 0  # bytes of the longest ContourData value
     for name in progress(list(labels), "writing contours"):
         contours = mask_to_contours(labels[name], geometry)
         if not contours:
@@ -238,7 +245,9 @@ def build_rtstruct(
             item.ContourGeometricType = "CLOSED_PLANAR"
             item.NumberOfContourPoints = len(contour.points_lps)
             item.ContourNumber = i
-            item.ContourData = _format_points(contour.points_lps)
+            values = _format_points(contour.points_lps)
+            longest = max(longest, sum(map(len, values)) + len(values) - 1)
+            item.ContourData = values
             items.append(item)
         roi_contour.ContourSequence = items
         contour_seq.append(roi_contour)
@@ -261,7 +270,14 @@ def build_rtstruct(
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    # Explicit VR stores a DS value's length in 16 bits: a contour of more than ~4000
+    # points does not fit (pydicom would silently turn it into UN). Implicit VR, the
+    # default syntax every DICOM system reads, has 32-bit lengths.
+    if longest > EXPLICIT_VR_MAX_LENGTH:
+        log.info("a contour needs %d bytes: writing Implicit VR Little Endian", longest)
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = f"CERVSEG_{ds.SoftwareVersions}"[:16]
     ds.file_meta = meta
