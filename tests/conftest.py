@@ -27,3 +27,5 @@ def require_tool(name: str) -> str:
         packages = {"dciodvfy": "dicom3tools", "plastimatch": "plastimatch", "storescu": "dcmtk"}
         pytest.skip(f"{name} not installed (Debian package {packages.get(name, name)})")
     return path
+
+from tests.dicom.support import plastimatch_masks, real_patient  # noqa: E402,F401  (session fixtures: real case read once)

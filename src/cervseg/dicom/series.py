@@ -40,6 +40,7 @@ from cervseg.volume import Geometry, SeriesInfo, Volume
 log = logging.getLogger(__name__)
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 MULTIFRAME_CT = {
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
@@ -137,6 +138,15 @@ def scan_folder(folder: Path) -> FolderScan:
             header = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many types on a broken header
             raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
+        if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS:
+            log.debug("%s: DICOMDIR, skipped", path)
+            continue
+        missing = [k for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID") if not header.get(k)]
+        if missing:  # Type 1 in every composite object: pydicom stops quietly at a truncation
+            raise InputError(
+                f"{path}: DICOM file whose header cannot be read: no {'/'.join(missing)} "
+                "(truncated or damaged file)"
+            )
         found.append(DicomFile(path, header))
     if skipped:
         log.debug("%s: skipped %d non-DICOM files", folder, skipped)
