@@ -67,3 +67,23 @@ def write_tiny_dicom(folder: Path, seed: int, shape=(24, 64, 64), names: dict[st
     renamed = LabelMap(labels.geometry, {names.get(k, k): v for k, v in labels.items() if k not in drop})
     write_rtstruct(renamed, written, folder / "RS.dcm")
     return folder
+
+
+def build_tiny_cache(out: Path, n: int = 4, *, shape=(24, 64, 64), val_fraction: float = 0.25,
+                     test_fraction: float = 0.0, seed: int = 0) -> Path:
+    """A training cache of ``n`` tiny patients (P00, P01, ...) written with the real cache writer."""
+    from cervseg.data.cache import PatientRecord, build_cache
+
+    root = Path(out).parent / f".{Path(out).name}-sources"
+    folders = []
+    for i in range(n):
+        folders.append(root / f"P{i:02d}")
+        folders[-1].mkdir(parents=True, exist_ok=True)
+
+    def read(folder: Path) -> PatientRecord:
+        vol, labels = tiny_patient(int(folder.name[1:]), shape)
+        return PatientRecord(vol, labels)
+
+    build_cache(out, folders, read, STRUCTURES, seed=seed, val_fraction=val_fraction,
+                test_fraction=test_fraction, extra={"template": "tiny-test"})
+    return Path(out)

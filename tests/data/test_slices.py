@@ -1,0 +1,82 @@
+"""Slice dataset: the same preprocessing as inference, empty-slice thinning, seeded augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from cervseg.config import AugmentConfig, PreprocessConfig
+from cervseg.data.augment import Augmenter
+from cervseg.data.cache import Cache
+from cervseg.data.preprocess import Preprocessor, crop
+from cervseg.data.slices import SliceDataset, resolve_preprocess
+from tests.tiny_data import STRUCTURES, build_tiny_cache, tiny_patient
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return Cache(build_tiny_cache(tmp_path_factory.mktemp("slices") / "cache", n=3))
+
+
+def test_items_match_inference_preprocessing(cache):
+    cfg = PreprocessConfig(intensity="window", crop_size=48, context_slices=1)
+    ds = SliceDataset(cache, ["P00", "P01"], ["Rectum", "Bladder"], cfg)
+    assert len(ds) == 2 * 24
+    pre = Preprocessor(cfg)
+    for index in (0, 5, 30, 47):
+        item = ds[index]
+        pi, z = item["patient"], item["z"]
+        vol, labels = tiny_patient(pi)
+        stacked, box = pre.volume_input(vol.array)
+        assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
+        np.testing.assert_array_equal(item["image"].numpy(), stacked[z])
+        expected = crop(np.stack([labels["Rectum"][z], labels["Bladder"][z]]), box, fill=False)
+        assert item["label"].dtype == torch.uint8
+        np.testing.assert_array_equal(item["label"].numpy(), expected)
+    assert ds.cut_fraction["P00"] == {"Rectum": 0.0, "Bladder": 0.0}
+
+
+def test_crop_that_cuts_structures_is_measured(cache, caplog):
+    ds = SliceDataset(cache, ["P00"], ["Femur_Head_L"], PreprocessConfig(intensity="window", crop_size=16))
+    assert 0.2 < ds.cut_fraction["P00"]["Femur_Head_L"] <= 1.0
+    assert "crop cuts away" in caplog.text
+
+
+def test_empty_slice_fraction(cache):
+    cfg = PreprocessConfig(intensity="window", crop_size=64)
+    fg = cache.slices_with_structure("P00", STRUCTURES)
+    n_fg, n_empty = int(fg.sum()), int((~fg).sum())
+    assert n_empty > 0
+    only_fg = SliceDataset(cache, ["P00"], STRUCTURES, cfg, empty_fraction=0.0)
+    assert len(only_fg) == n_fg and all(only_fg[i]["label"].any() for i in range(len(only_fg)))
+    half = SliceDataset(cache, ["P00"], STRUCTURES, cfg, empty_fraction=0.5, seed=4)
+    assert len(half) == n_fg + round(0.5 * n_empty)
+    again = SliceDataset(cache, ["P00"], STRUCTURES, cfg, empty_fraction=0.5, seed=4)
+    assert half.items == again.items
+
+
+def test_augmentation_seeded_per_epoch_and_item_and_same_in_workers(cache):
+    cfg = PreprocessConfig(intensity="window", crop_size=64)
+    aug = Augmenter(AugmentConfig(rotate_prob=1.0, elastic_prob=0.5, elastic_sigma_px=4, elastic_strength_px=2),
+                    STRUCTURES)
+    ds = SliceDataset(cache, ["P00"], STRUCTURES, cfg, augment=aug, seed=1)
+    ds.set_epoch(0)
+    a = [ds[i]["image"] for i in range(4)]
+    ds.set_epoch(1)
+    b = [ds[i]["image"] for i in range(4)]
+    assert not torch.equal(a[0], b[0])
+    ds.set_epoch(0)
+    loaded = next(iter(DataLoader(ds, batch_size=4, shuffle=False, num_workers=1)))
+    torch.testing.assert_close(loaded["image"], torch.stack(a), rtol=0, atol=0)
+
+
+def test_resolve_preprocess_measures_zscore_in_crop(cache):
+    cfg = PreprocessConfig(intensity="zscore", crop_size=40)
+    resolved = resolve_preprocess(cache, ["P00", "P01"], cfg, every=1)
+    assert not resolved.needs_statistics
+    pre = Preprocessor(resolved)
+    vals = np.concatenate([pre.volume_input(tiny_patient(i)[0].array)[0].ravel() for i in (0, 1)])
+    assert abs(vals.mean()) < 1e-3 and abs(vals.std() - 1) < 1e-3
+    assert resolve_preprocess(cache, ["P00"], resolved) is resolved
