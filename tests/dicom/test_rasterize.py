@@ -1,0 +1,177 @@
+"""Rasterisation: agreement with plastimatch on the real case, known answers, even-odd rule."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.draw import polygon2mask
+
+from cervseg.dicom.rasterize import rasterize_roi, read_structures
+from cervseg.dicom.rtstruct_read import read_rtstruct
+from cervseg.errors import GeometryError
+from cervseg.structures import Catalogue, load_template
+from cervseg.volume import Geometry
+from tests.dicom.support import (
+    MANUAL_ROIS, dice, make_rtstruct, map_to_grid, phantom_volume, reorient, square, write_series,
+)
+
+GEOMETRY = Geometry.axial((5, 12, 10), (3.0, 0.8, 0.9), (-4.0, -5.0, 20.0))
+
+
+# ---------------------------------------------------------------- the real case
+
+
+@pytest.mark.realdata
+@pytest.mark.external
+def test_real_case_masks_agree_with_plastimatch(real_patient, plastimatch_masks) -> None:
+    for roi, canonical in MANUAL_ROIS.items():
+        ours = real_patient.labels[canonical]
+        theirs = plastimatch_masks[roi]
+        assert theirs.sum() > 1000, f"{roi}: plastimatch mask empty, orientation mapping wrong?"
+        score = dice(ours, theirs)
+        assert score >= 0.99, f"{roi}: Dice {score:.4f} against plastimatch"
+
+
+@pytest.mark.realdata
+def test_real_case_masks_are_anatomically_plausible(real_patient) -> None:
+    volume, labels = real_patient.volume, real_patient.labels
+    assert set(labels) == set(MANUAL_ROIS.values())
+    bladder_hu = float(volume.array[labels["Bladder"]].mean())
+    assert 0.0 <= bladder_hu <= 30.0, bladder_hu  # urine
+    for side in ("Femur_Head_L", "Femur_Head_R"):
+        assert float(volume.array[labels[side]].mean()) > 150.0  # bone
+    g = volume.geometry
+
+    def centroid_x(name: str) -> float:
+        return float(g.index_to_lps(np.argwhere(labels[name]).mean(axis=0))[0, 0])
+
+    # LPS: +x is the patient's left, whatever the array orientation
+    assert centroid_x("Femur_Head_L") > 30.0
+    assert centroid_x("Femur_Head_R") < -30.0
+    assert abs(centroid_x("Bladder")) < 40.0
+
+
+# ---------------------------------------------------------------- known answers
+
+
+def _expected(shape, *boxes) -> np.ndarray:
+    """XOR of index boxes (k, r0, r1, c0, c1), inclusive bounds: an independent answer."""
+    out = np.zeros(shape, bool)
+    for k, r0, r1, c0, c1 in boxes:
+        out[k, r0 : r1 + 1, c0 : c1 + 1] ^= True
+    return out
+
+
+def test_square_covers_exactly_the_pixel_centres_inside() -> None:
+    mask = rasterize_roi([square(GEOMETRY, 2, (1.5, 6.5), (1.5, 5.5))], GEOMETRY)
+    assert np.array_equal(mask, _expected(GEOMETRY.shape, (2, 2, 6, 2, 5)))
+
+
+def test_holes_and_islands_follow_the_even_odd_rule() -> None:
+    outer = square(GEOMETRY, 1, (0.5, 10.5), (0.5, 8.5))
+    hole = square(GEOMETRY, 1, (2.5, 8.5), (2.5, 6.5))[::-1]  # opposite winding, as TPSs store holes
+    island = square(GEOMETRY, 1, (4.5, 6.5), (3.5, 5.5))  # inside the hole
+    separate = square(GEOMETRY, 3, (0.5, 2.5), (0.5, 2.5))
+    other_part = square(GEOMETRY, 3, (6.5, 9.5), (5.5, 8.5))
+    expected = _expected(
+        GEOMETRY.shape, (1, 1, 10, 1, 8), (1, 3, 8, 3, 6), (1, 5, 6, 4, 5), (3, 1, 2, 1, 2), (3, 7, 9, 6, 8)
+    )
+    contours = [outer, hole, island, separate, other_part]
+    assert np.array_equal(rasterize_roi(contours, GEOMETRY), expected)
+    assert np.array_equal(rasterize_roi(contours[::-1], GEOMETRY), expected)  # order does not matter
+    assert not rasterize_roi(contours, GEOMETRY)[1, 4, 4]  # the hole stays a hole
+
+
+def test_random_polygons_match_skimage_polygon2mask() -> None:
+    rng = np.random.default_rng(7)
+    g = Geometry.axial((3, 40, 50), (2.0, 0.7, 0.6), (10.0, -3.0, 5.0))
+    for _ in range(20):
+        n = int(rng.integers(3, 12))
+        rc = np.column_stack([rng.uniform(-3, 43, n), rng.uniform(-3, 53, n)])  # may leave the grid
+        k = int(rng.integers(0, 3))
+        lps = g.index_to_lps(np.column_stack([np.full(n, k), rc]))
+        ours = rasterize_roi([lps], g)
+        expected = np.zeros(g.shape, bool)
+        expected[k] = polygon2mask(g.shape[1:], rc)  # independent implementation, same pixel-centre rule
+        assert np.array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("position", ["FFS", "HFP", "FFP"])
+def test_same_contours_give_the_same_patient_space_mask_in_every_position(position: str) -> None:
+    hfs = phantom_volume()
+    contours = [square(hfs.geometry, 1, (0.5, 7.5), (1.5, 6.5)), square(hfs.geometry, 1, (2.5, 4.5), (2.5, 3.5)),
+                square(hfs.geometry, 4, (5.5, 8.5), (0.5, 2.5))]
+    reference = rasterize_roi(contours, hfs.geometry)
+    g = reorient(hfs, position).geometry
+    mask = rasterize_roi(contours, g)
+    assert not np.array_equal(mask, reference)  # stored differently ...
+    assert np.array_equal(map_to_grid(mask, g.index_to_lps_matrix, hfs.geometry), reference)  # ... same place
+
+
+def test_contours_are_matched_to_slices_with_a_tolerance(caplog) -> None:
+    base = square(GEOMETRY, 2, (1.5, 3.5), (1.5, 3.5))
+    normal = GEOMETRY.axes_matrix[0]
+    near = base + 0.2 * GEOMETRY.spacing[0] * normal  # within 0.25 x spacing: slice 2
+    between = base + 0.4 * GEOMETRY.spacing[0] * normal  # between slices: skipped, reported
+    outside = square(GEOMETRY, 9, (1.5, 3.5), (1.5, 3.5))  # beyond the last slice
+    tilted = base.copy()
+    tilted[0] += 1.5 * normal  # one point on another slice: not planar
+    with caplog.at_level(logging.WARNING, logger="cervseg"):
+        mask = rasterize_roi([near, between, outside, tilted], GEOMETRY, name="Bladder")
+    assert np.array_equal(mask, _expected(GEOMETRY.shape, (2, 2, 3, 2, 3)))
+    log = caplog.text
+    assert "ROI 'Bladder': 1 contours not on a slice of the CT" in log and "1.20 mm off slice" in log
+    assert "outside the CT volume" in log and "not planar" in log
+
+
+# ---------------------------------------------------------------- read_structures
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path):
+    folder = tmp_path / "patient"
+    return folder, write_series(phantom_volume(), folder / "ct")
+
+
+def test_read_structures_matches_names_and_rasterises(tiny, tmp_path: Path) -> None:
+    folder, volume = tiny
+    g = volume.geometry
+    names = tmp_path / "names.yaml"
+    names.write_text("Rectum: [Retto_clinico]\n")
+    path = make_rtstruct(folder / "rs.dcm", volume, {
+        "Vescica": [square(g, 2, (1.5, 4.5), (1.5, 4.5))],
+        "Retto_clinico": [square(g, 3, (5.5, 8.5), (2.5, 5.5))],
+        "PTV": [square(g, 3, (0.5, 2.5), (0.5, 2.5))],
+    })
+    catalogue = Catalogue.builtin(names)
+    labels, match = read_structures(read_rtstruct(path), volume, load_template("cervix", catalogue), catalogue)
+    assert set(labels) == {"Bladder", "Rectum"}
+    assert match.matched == {"Bladder": "Vescica", "Rectum": "Retto_clinico"}
+    assert "PTV" in match.unmatched_rois and "CTV_UV" in match.missing
+    assert np.array_equal(labels["Bladder"], _expected(g.shape, (2, 2, 4, 2, 4)))
+    assert np.array_equal(labels["Rectum"], _expected(g.shape, (3, 6, 8, 3, 5)))
+    assert labels.geometry is g
+
+
+def test_other_frame_of_reference_is_refused_naming_both(tiny) -> None:
+    folder, volume = tiny
+    path = make_rtstruct(folder / "rs.dcm", volume, {"Bladder": [square(volume.geometry, 1, (1, 4), (1, 4))]},
+                         frame_of_reference_uid="1.2.3.999")
+    with pytest.raises(GeometryError) as err:
+        read_structures(read_rtstruct(path), volume, "cervix")
+    message = str(err.value)
+    assert "1.2.3.999" in message and volume.geometry.frame_of_reference_uid in message
+    assert str(path) in message and "frame of reference" in message
+
+
+def test_other_series_same_frame_is_read_with_a_warning(tiny, caplog) -> None:
+    folder, volume = tiny
+    path = make_rtstruct(folder / "rs.dcm", volume, {"Bladder": [square(volume.geometry, 1, (1.5, 4.5), (1.5, 4.5))]},
+                         series_uid="1.2.3.42")
+    with caplog.at_level(logging.WARNING, logger="cervseg"):
+        labels, _ = read_structures(read_rtstruct(path), volume, "cervix")
+    assert labels["Bladder"].sum() == 9
+    assert "references series 1.2.3.42" in caplog.text and volume.series.series_instance_uid in caplog.text
