@@ -3,3 +3,6 @@
 One import per line, so that adding a command is a one-line change.
 """
 # ruff: noqa: F401
+from cervseg.cli import convert_cmd
+from cervseg.cli import to_rtstruct_cmd
+from cervseg.cli import demo_cmd
