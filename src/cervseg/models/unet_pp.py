@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from monai.networks.nets import BasicUNetPlusPlus
+from torch import nn
 
 from cervseg.models.blocks import SegmentationNet
 from cervseg.models.registry import register_model
@@ -42,6 +43,10 @@ class UNetPlusPlus(SegmentationNet):
             dropout=dropout,
             upsample="deconv",
         )
+        # Without deep supervision monai still computes the three intermediate heads and
+        # discards them; drop their weights so they neither train nor sit in checkpoints.
+        for head in ("final_conv_0_1", "final_conv_0_2", "final_conv_0_3"):
+            setattr(self.net, head, nn.Identity())
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0]
