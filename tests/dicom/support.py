@@ -159,10 +159,13 @@ def make_rtstruct(
     frame_of_reference_uid: str | None = None,
     series_uid: str | None = None,
     types: Mapping[str, str] | None = None,
+    image_refs: Mapping[tuple[str, int], str] | None = None,
 ) -> Path:
     """A minimal RTSTRUCT: ROI name -> contours, each an (N, 3) LPS array or (array, type).
 
     An ROI with an empty contour list is written without ContourSequence (RayStation style).
+    Each contour references the CT image of the slice it lies on, unless ``image_refs``
+    maps (ROI name, contour number from 1) to another SOP instance UID.
     """
     info = volume.series
     for_uid = frame_of_reference_uid if frame_of_reference_uid is not None else volume.geometry.frame_of_reference_uid
@@ -212,6 +215,12 @@ def make_rtstruct(
                 points = np.asarray(points, dtype=float).reshape(-1, 3)
                 item = Dataset()
                 item.ContourNumber = k
+                uid = (image_refs or {}).get((name, k))
+                if uid is None and info.sop_instance_uids:
+                    z = volume.geometry.lps_to_index(points)[:, 0].mean()
+                    uid = info.sop_instance_uids[int(np.clip(np.rint(z), 0, len(info.sop_instance_uids) - 1))]
+                if uid:
+                    item.ContourImageSequence = DicomSequence([_image_ref(uid)])
                 item.ContourGeometricType = gtype
                 item.NumberOfContourPoints = len(points)
                 item.ContourData = [f"{v:.6g}" for v in points.ravel()]

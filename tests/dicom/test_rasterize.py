@@ -175,3 +175,18 @@ def test_other_series_same_frame_is_read_with_a_warning(tiny, caplog) -> None:
         labels, _ = read_structures(read_rtstruct(path), volume, "cervix")
     assert labels["Bladder"].sum() == 9
     assert "references series 1.2.3.42" in caplog.text and volume.series.series_instance_uid in caplog.text
+
+
+def test_contour_referencing_another_slice_is_placed_by_position_and_reported(tiny, caplog) -> None:
+    folder, volume = tiny
+    g = volume.geometry
+    contours = [square(g, 2, (1.5, 4.5), (1.5, 4.5)), square(g, 3, (1.5, 4.5), (1.5, 4.5))]
+    stale = {("Vescica", 2): volume.series.sop_instance_uids[0]}
+    path = make_rtstruct(folder / "rs.dcm", volume, {"Vescica": contours}, image_refs=stale)
+    rs = read_rtstruct(path)
+    assert rs.roi("Vescica").contours[0].referenced_sop_instance_uid == volume.series.sop_instance_uids[2]
+    with caplog.at_level(logging.WARNING, logger="cervseg"):
+        labels, _ = read_structures(rs, volume, "cervix")
+    assert labels["Bladder"][2].sum() == labels["Bladder"][3].sum() == 9
+    assert "ROI 'Vescica': 1 contours reference another CT image" in caplog.text
+    assert "#2 (references slice 0, lies on 3)" in caplog.text

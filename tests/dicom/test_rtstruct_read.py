@@ -49,6 +49,13 @@ def test_real_rtstruct_matches_the_raw_dataset(real_case: Path, real_patient) ->
     assert rs.frame_of_reference_uid == volume.geometry.frame_of_reference_uid
     assert rs.referenced_series_uids == (volume.series.series_instance_uid,)
     assert rs.sop_instance_uid == raw.SOPInstanceUID
+    # RayStation's own slice assignment agrees with our sort: every contour's referenced CT
+    # image is the slice our geometry puts the contour's z on
+    slice_of = {uid: k for k, uid in enumerate(volume.series.sop_instance_uids)}
+    for name in MANUAL_ROIS:
+        for contour in rs.roi(name).contours:
+            z = volume.geometry.lps_to_index(contour.points)[:, 0]
+            assert np.allclose(z, slice_of[contour.referenced_sop_instance_uid], atol=1e-3)
 
 
 def test_empty_rois_and_degenerate_contours_are_skipped_with_warnings(tiny, caplog) -> None:

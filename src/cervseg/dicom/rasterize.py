@@ -119,6 +119,29 @@ def check_references(rtstruct: RTStruct, volume: Volume) -> None:
         )
 
 
+def _check_image_references(rtstruct: RTStruct, name: str, contours: Sequence[Contour], volume: Volume) -> None:
+    """Warn when a contour's referenced CT image is not the slice its z puts it on.
+
+    Contours are placed by z (the references are optional and sometimes stale); a mismatch
+    means the RTSTRUCT was drawn on a differently sliced series and deserves a look.
+    """
+    index = {uid: k for k, uid in enumerate(volume.series.sop_instance_uids)}
+    wrong: list[str] = []
+    for i, c in enumerate(contours):
+        k_ref = index.get(c.referenced_sop_instance_uid or "")
+        if k_ref is None:
+            continue
+        k_z = int(np.rint(volume.geometry.lps_to_index(c.points)[:, 0].mean()))
+        if k_ref != k_z:
+            wrong.append(f"#{c.number if c.number is not None else i + 1} (references slice {k_ref}, lies on {k_z})")
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        log.warning(
+            "%s: ROI '%s': %d contours reference another CT image than the slice they lie on "
+            "(placed by position): %s", rtstruct.path, name, len(wrong), shown,
+        )
+
+
 def read_structures(
     rtstruct: RTStruct,
     volume: Volume,
@@ -139,9 +162,10 @@ def read_structures(
     labels = LabelMap(volume.geometry)
     for canonical, roi_name in match.matched.items():
         roi = rtstruct.roi(roi_name)
+        _check_image_references(rtstruct, roi.name, roi.contours, volume)
         mask = rasterize_roi(roi.contours, volume.geometry, name=roi_name)
         if not mask.any():
-            log.warning("%s: ROI '%s' (%s) lies entirely outside the CT", rtstruct.path, roi_name, canonical)
+            log.warning("%s: ROI '%s' (%s) has no voxel on this CT", rtstruct.path, roi_name, canonical)
         labels[canonical] = mask
     if not labels and template.structures:
         log.warning(
