@@ -87,6 +87,7 @@ def test_masks_to_rtstruct_round_trip(case) -> None:
     assert refs == set(volume.series.sop_instance_uids)
 
 
+@pytest.mark.external
 def test_output_passes_dciodvfy(case) -> None:
     tool = require_tool("dciodvfy")
     _, _, tmp = case

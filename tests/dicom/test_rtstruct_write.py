@@ -215,6 +215,7 @@ def test_every_ds_value_at_most_16_bytes(written) -> None:
     assert all(len(getattr(v, "original_string", None) or str(v)) <= 16 for v in values)
 
 
+@pytest.mark.external
 def test_plastimatch_reads_the_same_masks(written, tmp_path) -> None:
     """An independent rasteriser (plastimatch, even-odd via --xor-contours), mapped to our
     grid through its own NIfTI affine, gives back every structure."""
@@ -248,6 +249,7 @@ def test_our_reader_gives_back_the_masks(written) -> None:
         assert dice(ours, mask) >= 0.99, name
 
 
+@pytest.mark.external
 def test_dciodvfy_reports_no_error(written) -> None:
     tool = require_tool("dciodvfy")
     _, _, _, rs_path = written
