@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cervseg.errors import GeometryError
-from cervseg.volume import Geometry, LabelMap, Volume
+from cervseg.volume import Geometry, LabelMap, Volume, flip_array
 
 HFS_AXES = ((0, 0, 1), (0, 1, 0), (1, 0, 0))
 FFS_AXES = ((0, 0, -1), (0, 1, 0), (-1, 0, 0))  # IOP (-1,0,0, 0,1,0): normal = -z
@@ -84,3 +84,27 @@ def test_labelmap_enforces_shared_geometry_and_volume_ml() -> None:
     with pytest.raises(GeometryError, match="Rectum"):
         labels["Rectum"] = np.zeros((2, 10, 9), bool)
     assert list(labels.subset(["Bladder"])) == ["Bladder"]
+
+
+@pytest.mark.parametrize(
+    "axes,flips",
+    [
+        (HFS_AXES, (False, False, False)),
+        (FFS_AXES, (True, False, True)),
+        (((0, 0, 1), (0, -1, 0), (-1, 0, 0)), (False, True, True)),  # HFP
+        (((0, 0, -1), (0, -1, 0), (1, 0, 0)), (True, True, False)),  # FFP
+    ],
+)
+def test_canonical_flips_keep_every_voxel_at_its_patient_position(axes: tuple, flips: tuple) -> None:
+    g = Geometry((3, 4, 5), (3.0, 0.9, 0.8), (10.0, 20.0, 30.0), axes)
+    assert g.canonical_flips() == flips
+    canonical = g.flipped(flips)
+    assert canonical.canonical_flips() == (False, False, False)
+    array = np.arange(np.prod(g.shape)).reshape(g.shape)
+    flipped = flip_array(array, flips)
+    # the voxel holding value v must sit at the same LPS point in both grids
+    for v in (0, 7, 59):
+        original = np.argwhere(array == v)[0]
+        moved = np.argwhere(flipped == v)[0]
+        assert np.allclose(g.index_to_lps(original), canonical.index_to_lps(moved))
+    assert np.array_equal(flip_array(flipped, flips), array)

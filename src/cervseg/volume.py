@@ -121,6 +121,32 @@ class Geometry:
             and np.allclose(self.axes_matrix, other.axes_matrix, atol=1e-4)
         )
 
+    def canonical_flips(self) -> tuple[bool, bool, bool]:
+        """Which array axes (z, y, x) to reverse so the grid reads like HFS.
+
+        Why: a 2D network learns anatomy as it looks on HFS images (patient left at high
+        columns, posterior at high rows, superior at high slices). An FFS or prone series
+        holds the same patient mirrored in the array; flipping it to this canonical layout
+        before inference (and back after) keeps left and right where they belong.
+        Only axis-aligned grids are supported (oblique series are refused on reading).
+        """
+        axes = self.axes_matrix
+        expected = np.eye(3)[[2, 1, 0]]  # axis z ~ +S, y ~ +P, x ~ +L
+        dots = np.einsum("ij,ij->i", axes, expected)
+        if np.any(np.abs(np.abs(dots) - 1.0) > 1e-3):
+            raise GeometryError(f"grid is not axis-aligned, cannot bring it to HFS layout: axes {self.axes}")
+        return tuple(bool(d < 0) for d in dots)  # type: ignore[return-value]
+
+    def flipped(self, flips: tuple[bool, bool, bool]) -> "Geometry":
+        """The geometry of the same voxels after reversing the flagged array axes."""
+        axes = self.axes_matrix.copy()
+        last = np.array([n - 1 if f else 0 for n, f in zip(self.shape, flips)], dtype=float)
+        origin = self.index_to_lps(last)[0]
+        for i, f in enumerate(flips):
+            if f:
+                axes[i] = -axes[i]
+        return Geometry(self.shape, self.spacing, tuple(origin), tuple(map(tuple, axes)), self.frame_of_reference_uid)
+
     def describe(self) -> str:
         """One-line human description, used in error messages."""
         return (
@@ -156,6 +182,12 @@ class Volume:
             raise GeometryError(
                 f"array shape {self.array.shape} does not match geometry {self.geometry.shape}"
             )
+
+
+def flip_array(array: np.ndarray, flips: tuple[bool, bool, bool]) -> np.ndarray:
+    """Reverse the flagged (z, y, x) axes of an array (a view; leading extra axes allowed)."""
+    index = tuple(slice(None, None, -1) if f else slice(None) for f in flips)
+    return array[(Ellipsis, *index)]
 
 
 class LabelMap(Mapping[str, np.ndarray]):
