@@ -178,6 +178,11 @@ def _oblique(folder: Path, files: list[Path]) -> None:
         edit(p, ImageOrientationPatient=[f"{c:.6f}", f"{s:.6f}", "0", f"{-s:.6f}", f"{c:.6f}", "0"])
 
 
+def _sagittal(folder: Path, files: list[Path]) -> None:  # axis-aligned but not axial
+    for k, p in enumerate(files):
+        edit(p, ImageOrientationPatient=["0", "1", "0", "0", "0", "-1"], ImagePositionPatient=[2.5 * k, 0, 0])
+
+
 def _sheared(folder: Path, files: list[Path]) -> None:  # tilt without the tag: IPP drifts in y
     for k, p in enumerate(files):
         ipp = [float(v) for v in pydicom.dcmread(p).ImagePositionPatient]
@@ -238,6 +243,7 @@ BAD_INPUTS = {
     "non-CT only": (_mr, SeriesSelectionError, ["no CT image series", "MR"], None),
     "gantry tilt tag": (_tilt_tag, GeometryError, ["gantry tilt", "12.5"], 0),
     "oblique": (_oblique, GeometryError, ["oblique"], 0),
+    "sagittal": (_sagittal, GeometryError, ["non-axial (sagittal) series"], 0),
     "IPP not along normal": (_sheared, GeometryError, ["not along the slice normal"], 1),
     "missing slice": (_missing, GeometryError, ["missing slices", "gap of 5.000 mm", "median spacing 2.500"], None),
     "duplicate position": (_duplicate, GeometryError, ["duplicate slice position"], None),

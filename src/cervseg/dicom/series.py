@@ -313,12 +313,18 @@ def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
     row, col = iops[0][:3], iops[0][3:]
     _check_axis_aligned(row, "the row direction", files[0].path)
     _check_axis_aligned(col, "the column direction", files[0].path)
+    if np.argmax(np.abs(row)) == np.argmax(np.abs(col)):
+        raise GeometryError(f"{files[0].path}: ImageOrientationPatient row and column are parallel {_fmt(iops[0])}")
     row = row / np.linalg.norm(row)
     col = col - (col @ row) * row
     col = col / np.linalg.norm(col)
     normal = np.cross(row, col)
-    if abs(row @ iops[0][3:] / np.linalg.norm(iops[0][3:])) > AXIS_TOL:
-        raise GeometryError(f"{files[0].path}: ImageOrientationPatient row and column are not perpendicular")
+    if abs(normal[2]) < 1.0 - AXIS_TOL:
+        plane = "sagittal" if abs(normal[0]) > 0.5 else "coronal"
+        raise GeometryError(
+            f"{files[0].path}: non-axial ({plane}) series, ImageOrientationPatient {_fmt(iops[0])}; "
+            "only axial series are supported"
+        )
 
     positions = np.asarray(ipps)
     along = positions @ normal
