@@ -1,0 +1,137 @@
+"""Checkpoint -> Predictor.predict(Volume) -> LabelMap on the CT's own grid.
+
+Why this shape: a clinic's contouring node loads a checkpoint folder and nothing else; the
+predictor applies exactly the preprocessing saved with the model (intensity, crop, 2.5D
+context), so training and inference cannot drift apart. It never imports training code.
+
+Geometry: the CT is first flipped to the HFS layout the network learned (see
+``Geometry.canonical_flips``), predicted slice by slice, un-cropped and flipped back, so
+an FFS or prone series gets its contours on the right side of the patient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from cervseg.config import PreprocessConfig
+from cervseg.data.preprocess import Preprocessor
+from cervseg.errors import InputError
+from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from cervseg.models.outputs import split_femoral_heads, to_probabilities
+from cervseg.progress import progress
+from cervseg.volume import LabelMap, Volume, flip_array
+
+log = logging.getLogger(__name__)
+
+
+def _swap_pairs(channels: list[str]) -> list[int]:
+    """Channel order that swaps every *_L / *_R pair (a mirrored patient's sides)."""
+    index = {name: i for i, name in enumerate(channels)}
+    order = []
+    for name in channels:
+        twin = name[:-2] + ("_R" if name.endswith("_L") else "_L") if name[-2:] in ("_L", "_R") else name
+        order.append(index.get(twin, index[name]))
+    return order
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores the process may use (what 2-core CI machines have)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Predictor:
+    """Runs a checkpoint's model over every slice of a CT volume."""
+
+    def __init__(
+        self,
+        checkpoint: LoadedCheckpoint,
+        *,
+        batch_size: int = 8,
+        flip_tta: bool = False,
+        threshold: float = 0.5,
+        threads: int | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.metadata = checkpoint.metadata
+        self.model = checkpoint.model.eval()
+        self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocessing))
+        self.batch_size = max(1, int(batch_size))
+        self.flip_tta = flip_tta
+        self.threshold = threshold
+        self.threads = threads or default_threads()
+        self._swap = _swap_pairs(self.metadata.channels)
+
+    @classmethod
+    def from_checkpoint(cls, directory: Path | str, **kwargs: object) -> "Predictor":
+        """Load a checkpoint folder (clear error when it is missing or broken)."""
+        return cls(load_checkpoint(Path(directory)), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def structures(self) -> list[str]:
+        return self.metadata.structures
+
+    @property
+    def model_description(self) -> str:
+        """Short text for RTSTRUCT descriptions: model name and what it was trained on."""
+        summary = self.metadata.training_summary or {}
+        trained_on = summary.get("description") or summary.get("data") or "unspecified data"
+        return f"{self.metadata.model_name} ({self.checkpoint.path.name}; trained on {trained_on})"
+
+    def _batches(self, n: int) -> Iterator[range]:
+        for start in range(0, n, self.batch_size):
+            yield range(start, min(n, start + self.batch_size))
+
+    def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        mode = self.metadata.output_mode
+        probs = to_probabilities(self.model(batch), mode)
+        if self.flip_tta:
+            mirrored = to_probabilities(self.model(torch.flip(batch, dims=[-1])), mode)
+            # un-mirror in space, and swap L/R channels: a mirrored patient's left is our right
+            probs = (probs + torch.flip(mirrored, dims=[-1])[:, self._swap]) / 2.0
+        return probs
+
+    def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
+        """Masks of every structure of the checkpoint, on the volume's own grid."""
+        geometry = volume.geometry
+        flips = geometry.canonical_flips()
+        canonical_geometry = geometry.flipped(flips)
+        hu = np.ascontiguousarray(flip_array(volume.array, flips))
+        if hu.shape[0] == 0:
+            raise InputError("the CT volume has no slices")
+        box = self.preprocessor.crop_box(hu)
+        spec = self.metadata.output
+        decoded: dict[str, np.ndarray] = {}
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            batches = list(self._batches(hu.shape[0]))
+            bar = progress(batches, "segmenting", total=len(batches)) if show_progress else batches
+            with torch.inference_mode():
+                for zs in bar:
+                    x = np.stack([self.preprocessor.slice_input(hu, z, box) for z in zs])
+                    probs = self._probabilities(torch.from_numpy(x))
+                    masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
+                    for name, m in masks.items():
+                        if name not in decoded:
+                            decoded[name] = np.zeros((hu.shape[0], box.height, box.width), dtype=bool)
+                        decoded[name][zs.start:zs.stop] = m
+        finally:
+            torch.set_num_threads(previous_threads)
+        full = {name: self.preprocessor.restore(m, box, fill=0).astype(bool) for name, m in decoded.items()}
+        if "Femur_Head" in full:
+            full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry))
+        labels = LabelMap(geometry)
+        for name in self.structures:
+            if name in full:
+                labels[name] = np.ascontiguousarray(flip_array(full[name], flips))
+        log.info("predicted %d structures on %d slices", len(labels), hu.shape[0])
+        return labels
