@@ -174,7 +174,7 @@ def test_identity_kept_and_new_uids(written) -> None:
     assert rs.StructureSetLabel == "cervseg" and rs.StructureSetDate and rs.StructureSetTime
 
 
-def test_rois_colours_types_and_empty_skipped(written, caplog) -> None:
+def test_rois_colours_types_and_empty_skipped(written) -> None:
     _, _, _, rs_path = written
     rs = pydicom.dcmread(rs_path)
     names = {r.ROINumber: r.ROIName for r in rs.StructureSetROISequence}

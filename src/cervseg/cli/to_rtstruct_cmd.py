@@ -42,8 +42,7 @@ def canonical_labels(raw: LabelMap, catalogue: Catalogue) -> LabelMap:
     for stem in raw:
         name = catalogue.canonical(stem)
         if name is None:
-            log.warning("mask '%s' is not a catalogue structure: kept as '%s' (grey, no ROI type)", stem, stem)
-            name = stem
+            name = stem  # the writer warns that it is not in the catalogue
         elif name != stem:
             log.info("mask '%s' -> %s", stem, name)
         if name in source:

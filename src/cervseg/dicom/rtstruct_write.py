@@ -18,7 +18,7 @@ import datetime as _dt
 import logging
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -31,12 +31,12 @@ from pydicom.uid import (
 )
 
 import cervseg
-from cervseg.dicom.contours import mask_to_contours
+from cervseg.dicom.contours import SliceContour, mask_to_contours
 from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.outputs import atomic_file
 from cervseg.progress import progress
 from cervseg.structures import Catalogue
-from cervseg.volume import LabelMap, Volume
+from cervseg.volume import LabelMap, SeriesInfo, Volume
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 #: What planning systems put in RT Referenced Study Sequence > Referenced SOP Class UID.
 DETACHED_STUDY_MANAGEMENT = "1.2.840.10008.3.1.2.3.1"
 GENERATION_ALGORITHMS = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
+UNKNOWN_COLOUR = (128, 128, 128)  # grey, for names outside the catalogue
 #: Contour points are rounded to this many decimals of a millimetre before formatting.
 POINT_DECIMALS = 4
 DS_MAX_BYTES = 16
@@ -105,6 +106,89 @@ def _needs_unicode(texts: Iterable[str]) -> bool:
     return any(not t.isascii() for t in texts)
 
 
+def _check(labels: LabelMap, volume: Volume, label: str, roi_generation_algorithm: str) -> None:
+    geometry, series = volume.geometry, volume.series
+    if not labels.geometry.same_grid(geometry):
+        raise GeometryError(
+            f"masks grid {labels.geometry.describe()} does not match the CT grid {geometry.describe()}"
+        )
+    if roi_generation_algorithm not in GENERATION_ALGORITHMS:
+        raise ValueError(f"roi_generation_algorithm must be one of {GENERATION_ALGORITHMS}")
+    if not (geometry.frame_of_reference_uid and series.study_instance_uid and series.series_instance_uid):
+        raise InputError(
+            "the CT volume has no DICOM identity (frame of reference, study and series UIDs): "
+            "an RTSTRUCT can only reference a CT series read from or written to DICOM"
+        )
+    if len(series.sop_instance_uids) != geometry.shape[0]:
+        raise InputError(
+            f"the CT volume has {geometry.shape[0]} slices but {len(series.sop_instance_uids)} SOP Instance UIDs"
+        )
+    for name in labels:
+        if not name.strip() or len(name) > 64:
+            raise StructureError(f"ROI name '{name}' must be 1 to 64 characters (DICOM LO)")
+    if len(label) > 16:
+        raise ValueError(f"structure set label '{label}' exceeds 16 characters (DICOM SH)")
+
+
+def _copy_identity(ds: Dataset, series: SeriesInfo) -> None:
+    """Patient and General Study modules from the CT, so the object files into its study."""
+    for kw in PATIENT_KEYWORDS_TYPE2:
+        setattr(ds, kw, series.patient.get(kw, ""))
+    for kw in PATIENT_KEYWORDS_OPTIONAL:
+        if series.patient.get(kw):
+            setattr(ds, kw, series.patient[kw])
+    ds.StudyInstanceUID = series.study_instance_uid
+    for kw in STUDY_KEYWORDS_TYPE2:
+        setattr(ds, kw, series.study.get(kw, ""))
+    for kw in STUDY_KEYWORDS_OPTIONAL:
+        if series.study.get(kw):
+            setattr(ds, kw, series.study[kw])
+
+
+def _image_ref(series: SeriesInfo, sop_instance_uid: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = series.sop_class_uid
+    item.ReferencedSOPInstanceUID = sop_instance_uid
+    return item
+
+
+def _referenced_frame(series: SeriesInfo, frame_uid: str) -> Dataset:
+    """Frame of Reference -> Study -> Series -> every CT image of the series."""
+    ref_series = Dataset()
+    ref_series.SeriesInstanceUID = series.series_instance_uid
+    ref_series.ContourImageSequence = DicomSequence(
+        [_image_ref(series, uid) for uid in series.sop_instance_uids]
+    )
+    ref_study = Dataset()
+    ref_study.ReferencedSOPClassUID = DETACHED_STUDY_MANAGEMENT
+    ref_study.ReferencedSOPInstanceUID = series.study_instance_uid
+    ref_study.RTReferencedSeriesSequence = DicomSequence([ref_series])
+    ref_frame = Dataset()
+    ref_frame.FrameOfReferenceUID = frame_uid
+    ref_frame.RTReferencedStudySequence = DicomSequence([ref_study])
+    return ref_frame
+
+
+def _contour_items(contours: list[SliceContour], series: SeriesInfo) -> tuple[DicomSequence, int]:
+    """Contour Sequence items, each referencing the CT image it lies on, and the byte
+    length of the longest ContourData value."""
+    items = DicomSequence()
+    longest = 0
+    for i, contour in enumerate(contours, start=1):
+        item = Dataset()
+        item.ContourImageSequence = DicomSequence(
+            [_image_ref(series, series.sop_instance_uids[contour.slice_index])]
+        )
+        item.ContourGeometricType = "CLOSED_PLANAR"
+        item.NumberOfContourPoints = len(contour.points_lps)
+        item.ContourNumber = i
+        values = _format_points(contour.points_lps)
+        longest = max(longest, sum(map(len, values)) + len(values) - 1)
+        item.ContourData = values
+        items.append(item)
+    return items, longest
+
+
 def build_rtstruct(
     labels: LabelMap,
     volume: Volume,
@@ -122,56 +206,23 @@ def build_rtstruct(
     ROI names are the LabelMap's keys; colour and RT ROI Interpreted Type come from the
     catalogue (grey and an empty type, meaning "unknown", for names it does not know).
     """
+    _check(labels, volume, label, roi_generation_algorithm)
     catalogue = catalogue or Catalogue.builtin()
-    geometry = volume.geometry
-    series = volume.series
-    if not labels.geometry.same_grid(geometry):
-        raise GeometryError(
-            f"masks grid {labels.geometry.describe()} does not match the CT grid {geometry.describe()}"
-        )
-    if roi_generation_algorithm not in GENERATION_ALGORITHMS:
-        raise ValueError(f"roi_generation_algorithm must be one of {GENERATION_ALGORITHMS}")
-    sop_uids = tuple(series.sop_instance_uids)
-    if not (geometry.frame_of_reference_uid and series.study_instance_uid and series.series_instance_uid):
-        raise InputError(
-            "the CT volume has no DICOM identity (frame of reference, study and series UIDs): "
-            "an RTSTRUCT can only reference a CT series read from or written to DICOM"
-        )
-    if len(sop_uids) != geometry.shape[0]:
-        raise InputError(
-            f"the CT volume has {geometry.shape[0]} slices but {len(sop_uids)} SOP Instance UIDs"
-        )
-    for name in labels:
-        if not name.strip() or len(name) > 64:
-            raise StructureError(f"ROI name '{name}' must be 1 to 64 characters (DICOM LO)")
-    if len(label) > 16:
-        raise ValueError(f"structure set label '{label}' exceeds 16 characters (DICOM SH)")
-
-    date, time = _now()
+    geometry, series = volume.geometry, volume.series
     frame_uid = geometry.frame_of_reference_uid
+    date, time = _now()
+
     ds = Dataset()
     texts = [*labels, description, series_description, structure_set_name or "", algorithm_name or ""]
-    texts += [str(v) for v in series.patient.values()] + [str(v) for v in series.study.values()]
+    texts += [str(v) for v in (*series.patient.values(), *series.study.values())]
     if _needs_unicode(texts):
         ds.SpecificCharacterSet = "ISO_IR 192"
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
     ds.SOPInstanceUID = generate_uid()
+    _copy_identity(ds, series)
 
-    # Patient and General Study: identity of the source CT, so the object files into its study.
-    for kw in PATIENT_KEYWORDS_TYPE2:
-        setattr(ds, kw, series.patient.get(kw, ""))
-    for kw in PATIENT_KEYWORDS_OPTIONAL:
-        if series.patient.get(kw):
-            setattr(ds, kw, series.patient[kw])
-    ds.StudyInstanceUID = series.study_instance_uid
-    for kw in STUDY_KEYWORDS_TYPE2:
-        setattr(ds, kw, series.study.get(kw, ""))
-    for kw in STUDY_KEYWORDS_OPTIONAL:
-        if series.study.get(kw):
-            setattr(ds, kw, series.study[kw])
-
-    # RT Series and General Equipment.
+    # RT Series, General Equipment, Frame of Reference.
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 1
@@ -184,44 +235,27 @@ def build_rtstruct(
     ds.FrameOfReferenceUID = frame_uid
     ds.PositionReferenceIndicator = ""
 
-    # Structure Set: what this object references.
+    # Structure Set.
     ds.StructureSetLabel = label
     if structure_set_name:
         ds.StructureSetName = structure_set_name[:64]
     ds.StructureSetDescription = description
     ds.InstanceNumber = 1
     ds.StructureSetDate, ds.StructureSetTime = date, time
-    contour_images = DicomSequence()
-    for uid in sop_uids:
-        item = Dataset()
-        item.ReferencedSOPClassUID = series.sop_class_uid
-        item.ReferencedSOPInstanceUID = uid
-        contour_images.append(item)
-    ref_series = Dataset()
-    ref_series.SeriesInstanceUID = series.series_instance_uid
-    ref_series.ContourImageSequence = contour_images
-    ref_study = Dataset()
-    ref_study.ReferencedSOPClassUID = DETACHED_STUDY_MANAGEMENT
-    ref_study.ReferencedSOPInstanceUID = series.study_instance_uid
-    ref_study.RTReferencedSeriesSequence = DicomSequence([ref_series])
-    ref_frame = Dataset()
-    ref_frame.FrameOfReferenceUID = frame_uid
-    ref_frame.RTReferencedStudySequence = DicomSequence([ref_study])
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([ref_frame])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence([_referenced_frame(series, frame_uid)])
 
     roi_seq, contour_seq, obs_seq = DicomSequence(), DicomSequence(), DicomSequence()
-    number = 0
     longest = 0  # bytes of the longest ContourData value
     for name in progress(list(labels), "writing contours"):
         contours = mask_to_contours(labels[name], geometry)
         if not contours:
             log.warning("structure '%s' is empty: not written to the RTSTRUCT", name)
             continue
-        number += 1
+        number = len(roi_seq) + 1
         canonical = catalogue.canonical(name)
         structure = catalogue.structures[canonical] if canonical else None
         if structure is None:
-            log.warning("structure '%s' is not in the catalogue: written grey with no ROI type", name)
+            log.warning("structure '%s' is not in the catalogue: written as named, grey, no ROI type", name)
 
         roi = Dataset()
         roi.ROINumber = number
@@ -233,23 +267,10 @@ def build_rtstruct(
         roi_seq.append(roi)
 
         roi_contour = Dataset()
-        roi_contour.ROIDisplayColor = list(structure.colour if structure else (128, 128, 128))
+        roi_contour.ROIDisplayColor = list(structure.colour if structure else UNKNOWN_COLOUR)
         roi_contour.ReferencedROINumber = number
-        items = DicomSequence()
-        for i, contour in enumerate(contours, start=1):
-            image = Dataset()
-            image.ReferencedSOPClassUID = series.sop_class_uid
-            image.ReferencedSOPInstanceUID = sop_uids[contour.slice_index]
-            item = Dataset()
-            item.ContourImageSequence = DicomSequence([image])
-            item.ContourGeometricType = "CLOSED_PLANAR"
-            item.NumberOfContourPoints = len(contour.points_lps)
-            item.ContourNumber = i
-            values = _format_points(contour.points_lps)
-            longest = max(longest, sum(map(len, values)) + len(values) - 1)
-            item.ContourData = values
-            items.append(item)
-        roi_contour.ContourSequence = items
+        roi_contour.ContourSequence, roi_longest = _contour_items(contours, series)
+        longest = max(longest, roi_longest)
         contour_seq.append(roi_contour)
 
         obs = Dataset()
@@ -259,7 +280,7 @@ def build_rtstruct(
         obs.RTROIInterpretedType = structure.roi_type if structure else ""
         obs.ROIInterpreter = ""
         obs_seq.append(obs)
-    if number == 0:
+    if not roi_seq:
         raise StructureError("every structure is empty: there is nothing to write to an RTSTRUCT")
     ds.StructureSetROISequence = roi_seq
     ds.ROIContourSequence = contour_seq
@@ -312,17 +333,3 @@ def write_rtstruct(
         ds.save_as(tmp, enforce_file_format=True)
     log.info("wrote %s (%d ROIs)", out_file, len(ds.StructureSetROISequence))
     return out_file
-
-
-def referenced_sop_instances(ds: Dataset) -> Sequence[str]:
-    """SOP Instance UIDs listed in an RTSTRUCT's referenced series (for checks and tests)."""
-    return [
-        img.ReferencedSOPInstanceUID
-        for frame in ds.ReferencedFrameOfReferenceSequence
-        for study in frame.RTReferencedStudySequence
-        for ser in study.RTReferencedSeriesSequence
-        for img in ser.ContourImageSequence
-    ]
-
-
-__all__ = ["build_rtstruct", "write_rtstruct", "format_ds", "referenced_sop_instances"]
