@@ -25,6 +25,7 @@ AXES = {
     "HFS": ((0, 0, 1), (0, 1, 0), (1, 0, 0)),
     "FFS": ((0, 0, -1), (0, 1, 0), (-1, 0, 0)),
     "HFP": ((0, 0, 1), (0, -1, 0), (-1, 0, 0)),
+    "FFP": ((0, 0, -1), (0, -1, 0), (1, 0, 0)),
 }
 SHAPE = (7, 44, 52)
 
@@ -71,7 +72,7 @@ def make_case(tmp: Path, position: str) -> tuple[Volume, LabelMap, Path]:
     return volume, labels, tmp / "ct"
 
 
-@pytest.fixture(scope="module", params=["HFS", "FFS", "HFP"])
+@pytest.fixture(scope="module", params=["HFS", "FFS", "HFP", "FFP"])
 def written(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"rs_{request.param}")
     volume, labels, ct_dir = make_case(tmp, request.param)
