@@ -31,6 +31,9 @@ class Structure:
     roi_type: str  # DICOM RT ROI Interpreted Type: ORGAN, CTV, EXTERNAL, ...
     colour: tuple[int, int, int]
     synonyms: tuple[str, ...]
+    code: tuple[str, str, str] | None = None  # (scheme, value, meaning) of the property type
+    category: tuple[str, str, str] | None = None  # (scheme, value, meaning) of the category
+    laterality: tuple[str, str, str] | None = None
 
 
 def normalise_name(name: str) -> str:
@@ -51,6 +54,14 @@ def _load_yaml_file(path: Path, what: str) -> object:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StructureError(f"{path}: cannot read {what}: {first}") from None
+
+
+def _code(value: object) -> tuple[str, str, str] | None:
+    """A (scheme, value, meaning) triple from the catalogue YAML, or None."""
+    if value is None:
+        return None
+    scheme, code, meaning = (str(v) for v in value)  # type: ignore[union-attr]
+    return scheme, code, meaning
 
 
 @dataclass
@@ -85,6 +96,9 @@ class Catalogue:
                 roi_type=str(entry["type"]),
                 colour=tuple(int(c) for c in entry["colour"]),
                 synonyms=tuple(str(s) for s in entry.get("synonyms", [])),
+                code=_code(entry.get("code")),
+                category=_code(entry.get("category")),
+                laterality=_code(entry.get("laterality")),
             )
             for name, entry in raw.items()
         }
