@@ -3,7 +3,8 @@
 monai's AttentionUnet: five levels of two 3x3 conv-BN-ReLU (stride-2 conv to go down),
 transposed-conv upsampling, and an additive attention gate on every skip connection
 that lets the decoder suppress encoder features outside the organ. Published width
-w = 64 (widths w..16w, about 35 M parameters for one input channel); the gate's hidden
+w = 64 (widths w..16w; 31.7 M parameters for 1 input and 6 output channels, 0.5 M at
+w = 8); the gate's hidden
 width is half the skip width, so ``base_width`` must be at least 2.
 Input H, W are padded to a multiple of 16 and cropped back (see SegmentationNet).
 """

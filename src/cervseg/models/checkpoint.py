@@ -151,7 +151,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint folder atomically (replacing an existing one only on success)."""
     directory = Path(directory)
-    output = OutputSpec(tuple(structures), output_mode, merge_femoral_heads, None if priority is None else tuple(priority))
+    order = None if priority is None else tuple(priority)
+    output = OutputSpec(tuple(structures), output_mode, merge_femoral_heads, order)
     config = _jsonable(dict(model_config), "model_config")
     out_channels = config.get("out_channels")
     if out_channels != len(output.channels):

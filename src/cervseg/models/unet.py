@@ -2,8 +2,8 @@
 
 Built from monai's BasicUNet set to the classic configuration: five levels of two
 3x3 conv-BN-ReLU, widths w, 2w, 4w, 8w, 16w, 2x2 max pooling, transposed-conv upsampling,
-skip concatenation, 1x1 head. Published width w = 64 (about 31 M parameters for one
-input channel); ``base_width`` 8 gives a CPU-trainable 0.5 M-parameter version.
+skip concatenation, 1x1 head. Published width w = 64 (31.1 M parameters for 1 input and
+6 output channels); ``base_width`` 8 gives a CPU-trainable 0.49 M-parameter version.
 Input H, W are padded to a multiple of 16 and cropped back (see SegmentationNet).
 """
 

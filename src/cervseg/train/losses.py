@@ -234,7 +234,9 @@ class LovaszHinge(nn.Module):
 class SoftDice(nn.Module):
     """monai DiceLoss with the activation and target encoding of the output mode."""
 
-    def __init__(self, mode: str, include_background: bool | None = None, batch: bool = True, **monai_kwargs: Any) -> None:
+    def __init__(
+        self, mode: str, include_background: bool | None = None, batch: bool = True, **monai_kwargs: Any
+    ) -> None:
         super().__init__()
         self.mode = mode
         if mode == "multiclass":
@@ -314,7 +316,8 @@ def create_loss(name: str, mode: str, **cfg: Any) -> nn.Module:
     try:
         if name in ("ce", "bce"):
             weights = _resolve_weights(name, cfg)
-            loss: nn.Module = WeightedCrossEntropy(weights, **cfg) if mode == "multiclass" else WeightedBCE(weights, **cfg)
+            ce_class = WeightedCrossEntropy if mode == "multiclass" else WeightedBCE
+            loss: nn.Module = ce_class(weights, **cfg)
         elif name == "sce":
             loss = SymmetricCrossEntropy(mode, weights=_resolve_weights(name, cfg), **cfg)
         elif name == "dice":
