@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_permissions(path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create owner-only entries; a planning-system import account must read ours."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename onto target only on success."""
@@ -24,6 +35,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _default_permissions(tmp_path, is_dir=False)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -41,6 +53,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield tmp_path
+        _default_permissions(tmp_path, is_dir=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
