@@ -11,11 +11,9 @@ import torch
 from cervseg.config import PreprocessConfig
 from cervseg.data.preprocess import Preprocessor
 from cervseg.infer.predictor import Predictor, _swap_pairs
-from cervseg.models.checkpoint import save_checkpoint
-from cervseg.models.registry import create_model
 from cervseg.volume import Geometry, Volume, flip_array
+from tests.infer.conftest import STRUCTURES
 
-STRUCTURES = ["Bladder", "Femur_Head_L", "Femur_Head_R"]
 HFS = Geometry.axial((5, 40, 48), (3.0, 1.2, 1.1), (-26.0, -20.0, -6.0))
 
 
@@ -25,25 +23,6 @@ def _volume(geometry: Geometry) -> Volume:
     hu[:, 6:34, 4:44] = 30 + rng.normal(0, 40, size=(geometry.shape[0], 28, 40))
     hu[:, 12:20, 6:14] = 500.0  # a bright object at low columns (patient right on HFS)
     return Volume(hu, geometry)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    preprocessing = PreprocessConfig(intensity="window", crop_size=32, context_slices=1)
-    model = create_model("unet", preprocessing.in_channels, len(STRUCTURES), base_width=4).eval()
-    # make the output depend on intensity so that thresholds are crossed in places
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(3.0)
-    out = tmp_path_factory.mktemp("ckpt") / "model"
-    save_checkpoint(
-        out, model, model_name="unet",
-        model_config={"in_channels": preprocessing.in_channels, "out_channels": len(STRUCTURES), "base_width": 4},
-        structures=STRUCTURES, output_mode="multilabel",
-        preprocessing=preprocessing.model_dump(), training_summary={"description": "unit test"},
-    )
-    return out
 
 
 def test_predict_matches_a_manual_forward_pass(checkpoint: Path) -> None:

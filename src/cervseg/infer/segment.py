@@ -1,0 +1,122 @@
+"""The daily job: a CT folder in, an RTSTRUCT (and optionally NIfTI and DICOM-SEG) out.
+
+Why a module apart from the CLI: the demo, the benchmarks and a future DICOM node run the
+same job. All outputs of one run are staged in a hidden folder and moved into place only
+when every one of them is complete, so a failure leaves nothing a planning system could
+mistake for a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cervseg
+from cervseg.dicom.rtstruct_write import write_rtstruct
+from cervseg.dicom.seg_write import write_seg
+from cervseg.dicom.series import read_ct_series
+from cervseg.infer.builtin import builtin_model_path
+from cervseg.infer.postprocess import postprocess
+from cervseg.infer.predictor import Predictor
+from cervseg.nifti import write_case
+from cervseg.outputs import ensure_not_inside
+from cervseg.structures import Catalogue, load_template
+from cervseg.volume import LabelMap, Volume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentResult:
+    """What one run produced, with its timings in seconds."""
+
+    volume: Volume
+    labels: LabelMap
+    outputs: list[Path]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rtstruct(self) -> Path:
+        return self.outputs[0]
+
+
+def postprocess_rules(predictor: Predictor) -> dict[str, dict]:
+    """Rules saved with the model, else those of the shipped template holding its structures."""
+    extra = predictor.metadata.extra or {}
+    if "postprocess" in extra:
+        return dict(extra["postprocess"])
+    template = load_template(str(extra.get("template", "cervix")))
+    return {k: v for k, v in template.postprocess.items() if k in predictor.structures}
+
+
+def segment_series(
+    dicom: Path,
+    out: Path,
+    *,
+    model: Path | None = None,
+    series_uid: str | None = None,
+    nifti: bool = False,
+    seg: bool = False,
+    flip_tta: bool = False,
+    batch_size: int = 8,
+    names_file: Path | None = None,
+    predictor: Predictor | None = None,
+) -> SegmentResult:
+    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ NIfTI, SEG) into ``out``."""
+    dicom, out = Path(dicom), Path(out)
+    ensure_not_inside(out, dicom)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    volume = read_ct_series(dicom, series_uid)
+    timings["read"] = time.perf_counter() - start
+
+    t = time.perf_counter()
+    predictor = predictor or Predictor.from_checkpoint(model or builtin_model_path(), flip_tta=flip_tta, batch_size=batch_size)
+    timings["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raw = predictor.predict(volume)
+    labels = postprocess(raw, postprocess_rules(predictor))
+    timings["predict"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    uid = volume.series.series_instance_uid
+    catalogue = Catalogue.builtin(names_file)
+    description = f"AUTOMATIC contours by cervseg {cervseg.__version__}, model {predictor.model_description}. Review before use."
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cervseg-", suffix=".partial", dir=out))
+    try:
+        names = [f"RS_{uid}.dcm"]
+        write_rtstruct(
+            labels, volume, staging / names[0], catalogue=catalogue, label="cervseg AUTO",
+            description=description, series_description="cervseg automatic contours",
+            roi_generation_algorithm="AUTOMATIC", algorithm_name=f"cervseg {predictor.metadata.model_name}",
+        )
+        if seg:
+            names.append(f"SEG_{uid}.dcm")
+            write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
+                      algorithm_name=f"cervseg {predictor.metadata.model_name}")
+        if nifti:
+            names.append(f"nifti_{uid}")
+            write_case(volume, labels, staging / names[-1])
+        outputs = []
+        for name in names:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(staging / name, target)
+            outputs.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start
+    log.info(
+        "%d slices contoured in %.1f s (%.3f s/slice end to end); wrote %s",
+        volume.geometry.shape[0], timings["total"], timings["total"] / volume.geometry.shape[0],
+        ", ".join(p.name for p in outputs),
+    )
+    return SegmentResult(volume, labels, outputs, timings)

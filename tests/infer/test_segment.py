@@ -1,0 +1,96 @@
+"""The segment job end to end: RTSTRUCT referencing the input, read back equal, outputs atomic."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from cervseg.dicom.patient import read_patient
+from cervseg.dicom.series_write import write_ct_series
+from cervseg.errors import GeometryError, InputError
+from cervseg.infer.segment import segment_series
+from cervseg.volume import Geometry, SeriesInfo, Volume
+from tests.conftest import require_tool
+from tests.dicom.support import dice, nifti_to_grid
+
+
+@pytest.fixture(scope="module")
+def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small HFP series (prone, mirrored array) with body, a bright and a dark object."""
+    g = Geometry((8, 40, 48), (3.0, 1.2, 1.1), (20.0, 20.0, -10.0), ((0, 0, 1), (0, -1, 0), (-1, 0, 0)))
+    rng = np.random.default_rng(1)
+    hu = np.full(g.shape, -1000.0)
+    hu[:, 5:35, 4:44] = 30 + rng.normal(0, 30, size=(8, 30, 40))
+    hu[:, 12:22, 8:18] = 600
+    hu[2:6, 20:30, 26:40] = -50
+    folder = tmp_path_factory.mktemp("ct") / "CT"
+    write_ct_series(Volume(hu.round().astype(np.int16), g, SeriesInfo(patient_position="HFP")), folder)
+    return folder
+
+
+def test_rtstruct_references_input_and_reads_back(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
+    result = segment_series(ct_folder, tmp_path / "out", model=checkpoint, nifti=True, seg=True)
+    uid = result.volume.series.series_instance_uid
+    assert [p.name for p in result.outputs] == [f"RS_{uid}.dcm", f"SEG_{uid}.dcm", f"nifti_{uid}"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in result.outputs)
+
+    ds = pydicom.dcmread(result.rtstruct)
+    series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert series.SeriesInstanceUID == uid
+    referenced = [item.ReferencedSOPInstanceUID for item in series.ContourImageSequence]
+    assert sorted(referenced) == sorted(result.volume.series.sop_instance_uids)
+    assert "AUTOMATIC" in ds.StructureSetDescription and "unet" in ds.StructureSetDescription
+
+    written = [n for n in result.labels if result.labels[n].any()]
+    assert written, "the tiny model should contour something"
+    back = read_patient(_with_rtstruct(ct_folder, result.rtstruct, tmp_path), template="cervix")
+    for name in written:
+        assert dice(back.labels[name], result.labels[name]) >= 0.99, name
+
+
+def _with_rtstruct(ct_folder: Path, rtstruct: Path, tmp_path: Path) -> Path:
+    """A copy of the CT folder plus our RTSTRUCT, as a planning system would receive them."""
+    import shutil
+
+    folder = tmp_path / "patient"
+    shutil.copytree(ct_folder, folder)
+    shutil.copy(rtstruct, folder / rtstruct.name)
+    return folder
+
+
+@pytest.mark.external
+def test_rtstruct_from_segment_passes_dciodvfy_and_plastimatch(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
+    dciodvfy = require_tool("dciodvfy")
+    require_tool("plastimatch")
+    result = segment_series(ct_folder, tmp_path / "out", model=checkpoint)
+    report = subprocess.run([dciodvfy, str(result.rtstruct)], capture_output=True, text=True)
+    assert [ln for ln in (report.stdout + report.stderr).splitlines() if "Error" in ln] == []
+    prefix = tmp_path / "pm"
+    subprocess.run(
+        ["plastimatch", "convert", "--xor-contours", "--input", str(result.rtstruct), "--referenced-ct",
+         str(ct_folder), "--output-prefix", str(prefix), "--prefix-format", "nii.gz"],
+        check=True, capture_output=True,
+    )
+    for name in (n for n in result.labels if result.labels[n].any()):
+        theirs = nifti_to_grid(prefix / f"{name}.nii.gz", result.volume.geometry).astype(bool)
+        assert dice(theirs, result.labels[name]) >= 0.99, name
+
+
+def test_refusals_leave_no_output(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="must not be inside"):
+        segment_series(ct_folder, ct_folder / "out", model=checkpoint)
+    assert not (ct_folder / "out").exists()
+
+    broken = tmp_path / "gap"
+    import shutil
+
+    shutil.copytree(ct_folder, broken)
+    files = sorted(broken.glob("*.dcm"), key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]))
+    files[3].unlink()
+    with pytest.raises(GeometryError, match="missing"):
+        segment_series(broken, tmp_path / "out2", model=checkpoint)
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
