@@ -103,8 +103,13 @@ class ModelConfig(_Strict):
 
 
 class LossConfig(_Strict):
+    """A loss of cervseg.train.losses by name, with its options (weights, alpha/beta, ...)."""
+
     name: str = Field("ce", min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    size_weighting: Literal["inverse", "inverse_sqrt"] | None = Field(
+        None, description="class weights from the structures' voxel counts in the training patients (paper 000)"
+    )
 
 
 class OptimizerConfig(_Strict):
@@ -152,6 +157,9 @@ class TrainConfig(_Strict):
     out_dir: Path
     output_mode: Literal["multilabel", "multiclass"] = "multilabel"
     merge_femoral_heads: bool = False
+    overlap_priority: list[str] | None = Field(
+        None, description="multiclass: which structure wins where structures overlap (first wins)"
+    )
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig

@@ -1,0 +1,412 @@
+"""The training loop: Adam, per-epoch validation (loss + Dice per structure), early stopping,
+best checkpoint by validation loss, resumable state, CSV curves; data-parallel under torchrun.
+
+Output folder (``out_dir``)::
+
+    config.yaml   the config as run (z-score statistics filled in)
+    log.csv       epoch, train_loss, val_loss, dice_<channel>..., dice_mean, lr, seconds
+    best/         the checkpoint with the lowest validation loss (cervseg.models.checkpoint)
+    last/         state.pt: model, optimiser, epoch, RNG states, early stopping, curves
+
+Reproducibility: weights, slice order (seed + epoch) and augmentation (seed, epoch, item)
+are all derived from ``seed``, and the RNG states are saved each epoch, so a run resumed
+after an interrupt ends with the same weights as one that was never interrupted.
+
+Validation Dice is computed per patient in 3-D (all slices of the patient, the same
+definition as cervseg.metrics.overlap.dice: 2|A&B| / (|A|+|B|), undefined when both are
+empty) from per-batch voxel counts, then averaged over patients. It is reported per
+output channel: with merged femoral heads, one ``Femur_Head`` channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from cervseg.config import TrainConfig, config_to_dict, save_config
+from cervseg.data.augment import Augmenter
+from cervseg.data.cache import Cache
+from cervseg.data.slices import SliceDataset, resolve_preprocess
+from cervseg.errors import ConfigError, InputError
+from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
+from cervseg.models.outputs import BACKGROUND, OutputSpec
+from cervseg.models.registry import create_model, model_spec, parameter_count
+from cervseg.progress import progress
+from cervseg.train import distributed as D
+from cervseg.train.callbacks import (
+    CSVLogger, EarlyStopping, available_cores, load_state, rng_state, save_state, set_rng_state,
+)
+from cervseg.train.losses import create_loss
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, dict], None]
+# Settings that may differ when resuming: they change how long or how fast, not what is learnt.
+RESUMABLE_CHANGES = {"epochs", "num_workers", "threads", "device", "early_stopping_patience"}
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    checkpoint: Path
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def best_row(self) -> dict:
+        return next(r for r in self.history if r["epoch"] == self.best_epoch)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_structures(cfg: TrainConfig, cache: Cache, source: str = "config") -> list[str]:
+    """The structures to train: the template's, the listed ones, or all of the cache."""
+    if cfg.data.template is not None:
+        from cervseg.structures import load_template
+
+        names = list(load_template(cfg.data.template).structures)
+        field_name = "data.template"
+    elif cfg.data.structures is not None:
+        names = list(cfg.data.structures)
+        field_name = "data.structures"
+    else:
+        return list(cache.structures)
+    missing = [n for n in names if n not in cache.structures]
+    if missing:
+        raise ConfigError(f"{source}: {field_name}: the cache {cache.folder} has no {', '.join(missing)} "
+                          f"(it has {', '.join(cache.structures)})")
+    return names
+
+
+def _device(cfg: TrainConfig, ctx: D.DistContext) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("device: cuda was asked for but no GPU is available")
+        return torch.device("cuda", ctx.local_rank)
+    return torch.device("cpu")
+
+
+def _dice_counts(logits: torch.Tensor, target: torch.Tensor, mode: str) -> torch.Tensor:
+    """(N, C, 3) intersection, predicted and reference voxels per sample and structure channel."""
+    if mode == "multilabel":
+        pred = logits > 0
+        ref = target > 0.5
+    else:
+        c = logits.shape[1]
+        pred = nn.functional.one_hot(logits.argmax(1), c).permute(0, 3, 1, 2)[:, 1:].bool()
+        ref = nn.functional.one_hot(target.long(), c).permute(0, 3, 1, 2)[:, 1:].bool()
+    inter = (pred & ref).sum((2, 3))
+    return torch.stack([inter, pred.sum((2, 3)), ref.sum((2, 3))], dim=-1).double()
+
+
+def _check_config_compatible(saved: dict, current: dict, where: Path) -> None:
+    diffs = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+        elif a != b and path.split(".")[0] not in RESUMABLE_CHANGES:
+            diffs.append(path)
+
+    walk(saved, current, "")
+    diffs = [d for d in diffs if d not in ("preprocess.zscore_mean", "preprocess.zscore_std")]
+    if diffs:
+        raise ConfigError(
+            f"{where}: the config differs from the interrupted run in {', '.join(diffs[:4])}; "
+            "resume needs the same config (only epochs, patience, workers, threads, device may change)"
+        )
+
+
+class Trainer:
+    """One training run (one learning rate and batch size) of a TrainConfig."""
+
+    def __init__(self, cfg: TrainConfig, ctx: D.DistContext | None = None, *,
+                 on_epoch_end: EpochHook | None = None, source: str = "config"):
+        self.cfg = cfg
+        self.ctx = ctx or D.DistContext()
+        self.on_epoch_end = on_epoch_end
+        self.source = source
+        self.out = Path(cfg.out_dir)
+
+    # ------------------------------------------------------------ set-up
+
+    def _check_out_dir(self, resume: bool) -> None:
+        if resume:
+            if not (self.out / "last").is_dir():
+                raise InputError(f"{self.out}: nothing to resume (no last/ state); start without --resume")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise InputError(f"{self.out}: output folder exists and is not empty; "
+                             "use --resume to continue that run or choose another out_dir")
+
+    def _build(self, resume: bool) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        torch.set_num_threads(cfg.threads or max(1, available_cores() // ctx.world_size))
+        self.device = _device(cfg, ctx)
+        self.cache = Cache(cfg.data.cache)
+        self.structures = resolve_structures(cfg, self.cache, self.source)
+        self.train_ids, self.val_ids = self.cache.split("train"), self.cache.split("val")
+        if not self.val_ids:
+            raise InputError(f"{self.cache.folder}: the cache has no validation patients "
+                             "(rebuild it with `cervseg dataset --val-fraction` > 0)")
+        self.state = load_state(self.out / "last") if resume else None
+        if self.state is not None:
+            _check_config_compatible(self.state["config"], config_to_dict(cfg), self.out / "last")
+            preprocess = type(cfg.preprocess).model_validate(self.state["config"]["preprocess"])
+        else:
+            preprocess = resolve_preprocess(self.cache, self.train_ids, cfg.preprocess)
+        self.cfg = cfg = cfg.model_copy(update={"preprocess": preprocess})
+
+        self.spec = OutputSpec(tuple(self.structures), cfg.output_mode, cfg.merge_femoral_heads,
+                               None if cfg.overlap_priority is None else tuple(cfg.overlap_priority))
+        self.channels = self.spec.channels
+        self.dice_channels = [c for c in self.channels if c != BACKGROUND]
+
+        seed_everything(cfg.seed)
+        width = cfg.model.base_width or model_spec(cfg.model.name).default_width
+        self.model_config = {"in_channels": preprocess.in_channels, "out_channels": len(self.channels),
+                             "base_width": width, **cfg.model.options}
+        model = create_model(cfg.model.name, **self.model_config)
+        if cfg.model.init == "xavier_uniform":
+            from cervseg.models.blocks import xavier_uniform_init
+
+            xavier_uniform_init(model)
+        self.model = model.to(self.device)
+        log.info("model %s, width %d: %d parameters, %d input channel(s), %d output channels %s",
+                 cfg.model.name, width, parameter_count(model), preprocess.in_channels,
+                 len(self.channels), self.channels)
+
+        loss_options = dict(cfg.loss.options)
+        if cfg.loss.size_weighting is not None:
+            loss_options.update(voxel_counts=self._voxel_counts(), weighting=cfg.loss.size_weighting)
+        self.loss_fn = create_loss(cfg.loss.name, cfg.output_mode, **loss_options)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optimizer.lr,
+                                          betas=tuple(cfg.optimizer.betas), weight_decay=cfg.optimizer.weight_decay)
+
+        augment = Augmenter(cfg.augment, self.structures) if cfg.augment.enabled else None
+        self.train_ds = SliceDataset(self.cache, self.train_ids, self.structures, preprocess, augment=augment,
+                                     empty_fraction=cfg.data.empty_slice_fraction, seed=cfg.seed)
+        self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
+        local_bs = D.local_batch_size(cfg.batch_size, ctx)
+        self.sampler = DistributedSampler(self.train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
+                                          shuffle=True, seed=cfg.seed, drop_last=False)
+        self.train_loader = DataLoader(self.train_ds, batch_size=local_bs, sampler=self.sampler,
+                                       num_workers=cfg.num_workers, drop_last=False)
+        self.val_loader = DataLoader(Subset(self.val_ds, D.shard(len(self.val_ds), ctx)),
+                                     batch_size=local_bs, shuffle=False, num_workers=cfg.num_workers)
+        self.ddp_model = D.wrap_model(self.model, ctx, self.device)
+        self.stopper = EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
+        columns = ["epoch", "train_loss", "val_loss", *[f"dice_{c}" for c in self.dice_channels],
+                   "dice_mean", "lr", "seconds"]
+        self.csv = CSVLogger(self.out / "log.csv", columns)
+        self.history: list[dict] = []
+        self.start_epoch = 1
+        self.elapsed = 0.0
+        if self.state is not None:
+            self._restore(self.state)
+
+    def _voxel_counts(self) -> list[float]:
+        """Voxels per output channel over the training patients (background: all the rest)."""
+        per = {s: float(sum(self.cache.entry(p)["voxels"][s] for p in self.train_ids)) for s in self.structures}
+        if self.cfg.merge_femoral_heads:
+            per["Femur_Head"] = per.pop("Femur_Head_L") + per.pop("Femur_Head_R")
+        total = float(sum(np.prod(self.cache.geometry(p).shape) for p in self.train_ids))
+        per[BACKGROUND] = max(total - sum(per.values()), 1.0)
+        return [per[c] for c in self.channels]
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        self.stopper.patience = self.cfg.early_stopping_patience
+        self.history = [dict(r) for r in state["history"]]
+        self.csv.set_rows(self.history)
+        self.start_epoch = int(state["epoch"]) + 1
+        self.elapsed = float(state.get("elapsed", 0.0))
+        set_rng_state(state["rng"])
+        log.info("resuming %s after epoch %d (best val loss %.4f at epoch %d)", self.out,
+                 state["epoch"], self.stopper.best, self.stopper.best_epoch)
+
+    # ------------------------------------------------------------ one epoch
+
+    def _targets(self, label: torch.Tensor) -> torch.Tensor:
+        target = self.spec.encode(label.transpose(0, 1))  # encode takes structures first
+        if self.cfg.output_mode == "multilabel":
+            target = target.transpose(0, 1)
+        return target.contiguous().to(self.device)
+
+    def _train_epoch(self, epoch: int) -> float:
+        self.ddp_model.train()
+        self.sampler.set_epoch(epoch)
+        self.train_ds.set_epoch(epoch)
+        sums = torch.zeros(2, dtype=torch.float64)
+        limit = self.cfg.max_steps_per_epoch
+        total = min(len(self.train_loader), limit) if limit else len(self.train_loader)
+        for step, batch in enumerate(progress(self.train_loader, f"epoch {epoch} train", total=total)):
+            if limit is not None and step >= limit:
+                break
+            x = batch["image"].to(self.device)
+            y = self._targets(batch["label"])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.ddp_model(x), y)
+            if not torch.isfinite(loss):
+                raise ConfigError(f"{self.source}: the training loss became {loss.item()} at epoch {epoch}; "
+                                  "lower optimizer.lr")
+            loss.backward()
+            self.optimizer.step()
+            sums += torch.tensor([loss.item() * len(x), len(x)], dtype=torch.float64)
+        D.all_reduce_sum(sums, self.ctx)
+        return float(sums[0] / max(sums[1], 1))
+
+    @torch.no_grad()
+    def _validate(self, epoch: int) -> tuple[float, dict[str, float]]:
+        self.ddp_model.eval()
+        sums = torch.zeros(2, dtype=torch.float64)
+        counts = torch.zeros(len(self.val_ids), len(self.dice_channels), 3, dtype=torch.float64)
+        for batch in progress(self.val_loader, f"epoch {epoch} validation"):
+            x = batch["image"].to(self.device)
+            y = self._targets(batch["label"])
+            logits = self.ddp_model(x)
+            sums += torch.tensor([self.loss_fn(logits, y).item() * len(x), len(x)], dtype=torch.float64)
+            counts.index_add_(0, batch["patient"], _dice_counts(logits, y, self.cfg.output_mode).cpu())
+        D.all_reduce_sum(sums, self.ctx)
+        D.all_reduce_sum(counts, self.ctx)
+        denom = counts[..., 1] + counts[..., 2]
+        dice = torch.where(denom > 0, 2 * counts[..., 0] / denom.clamp(min=1), torch.full_like(denom, math.nan))
+        per_channel = {c: float(np.nanmean(dice[:, i].numpy())) if torch.isfinite(dice[:, i]).any() else math.nan
+                       for i, c in enumerate(self.dice_channels)}
+        return float(sums[0] / max(sums[1], 1)), per_channel
+
+    # ------------------------------------------------------------ saving
+
+    def _summary(self, *, final: bool) -> dict[str, Any]:
+        best = next((r for r in self.history if r["epoch"] == self.stopper.best_epoch), {})
+        return {
+            "cache": str(self.cache.folder),
+            "cache_created": self.cache.manifest.get("created", ""),
+            "cache_template": self.cache.manifest.get("template", ""),
+            "train_patients": self.train_ids,
+            "val_patients": self.val_ids,
+            "train_slices": len(self.train_ds),
+            "val_slices": len(self.val_ds),
+            "epochs_run": len(self.history),
+            "best_epoch": self.stopper.best_epoch,
+            "best_val_loss": self.stopper.best,
+            "val_dice": {c: best.get(f"dice_{c}") for c in self.dice_channels},
+            "finished": final,
+            "stopped_early": self.stopper.should_stop,
+            "seed": self.cfg.seed,
+            "lr": self.cfg.optimizer.lr,
+            "batch_size": self.cfg.batch_size,
+            "loss": self.cfg.loss.name,
+            "processes": self.ctx.world_size,
+            "threads_per_process": torch.get_num_threads(),
+            "training_seconds": round(self.elapsed, 1),
+            "crop_cut_fraction_max": max(
+                [v for d in (self.train_ds.cut_fraction, self.val_ds.cut_fraction) for p in d.values() for v in p.values()],
+                default=0.0,
+            ),
+        }
+
+    def _save_best(self, final: bool, model: nn.Module | None = None) -> None:
+        save_checkpoint(
+            self.out / "best", model or self.model,
+            model_name=self.cfg.model.name, model_config=self.model_config,
+            structures=self.structures, output_mode=self.cfg.output_mode,
+            merge_femoral_heads=self.cfg.merge_femoral_heads, priority=self.cfg.overlap_priority,
+            preprocessing=config_to_dict(self.cfg.preprocess),
+            training_summary=self._summary(final=final),
+            extra={"train_config": config_to_dict(self.cfg)},
+        )
+
+    def _save_last(self, epoch: int, finished: bool) -> None:
+        save_state(self.out / "last", {
+            "epoch": epoch,
+            "finished": finished,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "history": self.history,
+            "rng": rng_state(),
+            "config": config_to_dict(self.cfg),
+            "elapsed": self.elapsed,
+        })
+
+    # ------------------------------------------------------------ the loop
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        self._check_out_dir(resume)
+        D.barrier(self.ctx)
+        self._build(resume)
+        cfg, main = self.cfg, self.ctx.is_main
+        if main and not resume:
+            save_config(cfg, self.out / "config.yaml")
+        log.info("training on %d slices of %d patients, validating on %d slices of %d patients",
+                 len(self.train_ds), len(self.train_ids), len(self.val_ds), len(self.val_ids))
+        epoch = self.start_epoch - 1
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
+            if self.stopper.should_stop:
+                epoch -= 1
+                break
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            val_loss, dice = self._validate(epoch)
+            seconds = time.perf_counter() - t0
+            self.elapsed += seconds
+            finite = [v for v in dice.values() if not math.isnan(v)]
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   **{f"dice_{c}": v for c, v in dice.items()},
+                   "dice_mean": float(np.mean(finite)) if finite else math.nan,
+                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2)}
+            self.history.append(row)
+            improved = self.stopper.step(val_loss, epoch)
+            if main:
+                self.csv.log(row)
+                if improved:
+                    self._save_best(final=False)
+                self._save_last(epoch, finished=False)
+            D.barrier(self.ctx)
+            log.info("epoch %d/%d: train loss %.4f, val loss %.4f%s, Dice %s (%.1f s)", epoch, cfg.epochs,
+                     train_loss, val_loss, " (best)" if improved else "",
+                     " ".join(f"{c}={v:.3f}" for c, v in dice.items()), seconds)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch, row)
+            if self.stopper.should_stop:
+                log.info("early stopping: no validation-loss improvement for %d epochs", self.stopper.patience)
+                break
+        if main:
+            if not self.history:
+                raise InputError(f"{self.out}: no epoch was run")
+            best = load_checkpoint(self.out / "best").model  # rewrite its summary with the final figures
+            self._save_best(final=True, model=best)
+            self._save_last(epoch, finished=True)
+        D.barrier(self.ctx)
+        return TrainResult(self.out, self.out / "best", self.stopper.best_epoch, self.stopper.best,
+                           len(self.history), self.stopper.should_stop, list(self.history))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, ctx: D.DistContext | None = None,
+          on_epoch_end: EpochHook | None = None, source: str = "config") -> TrainResult:
+    """Train as the config says: one run, or a learning-rate x batch-size grid search."""
+    if cfg.grid_search is not None:
+        from cervseg.train.grid_search import run_grid_search
+
+        return run_grid_search(cfg, resume=resume, ctx=ctx, on_epoch_end=on_epoch_end, source=source)
+    return Trainer(cfg, ctx, on_epoch_end=on_epoch_end, source=source).fit(resume=resume)
