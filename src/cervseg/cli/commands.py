@@ -8,6 +8,4 @@ from cervseg.cli import to_rtstruct_cmd
 from cervseg.cli import demo_cmd
 from cervseg.cli import dataset_cmd
 from cervseg.cli import train_cmd
-from cervseg.cli import evaluate_cmd
-from cervseg.cli import compare_cmd
 from cervseg.cli import segment_cmd
