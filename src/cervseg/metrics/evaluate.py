@@ -21,7 +21,7 @@ import numpy as np
 from cervseg.errors import GeometryError, StructureError
 from cervseg.metrics import overlap
 from cervseg.metrics.slicewise import FALSE_POSITIVE, MISSED, PAIRED, SliceResult, mean_over_paired, slice_metrics
-from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM, surface_distances
+from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM, surface_distances, union_box
 from cervseg.volume import LabelMap
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,17 @@ class MetricInfo:
     better: str  # "higher", "lower", "zero" (closest to 0 is best) or "" (descriptive only)
     over: str  # "patient" (one value per case) or "slice" (pooled over paired slices in summaries)
     description: str
+
+    @property
+    def slice_field(self) -> str:
+        """The SliceResult attribute a slice metric averages ('' for patient metrics)."""
+        return SLICE_FIELDS.get(self.name, "")
+
+
+SLICE_FIELDS = {
+    "dice_2d": "dice", "hd95_2d_mm": "hd95_mm", "hd_2d_mm": "hd_mm",
+    "msd_2d_mm": "msd_mm", "surface_dice_2d": "surface_dice",
+}
 
 
 def _m(name: str, label: str, unit: str, better: str, over: str, description: str) -> MetricInfo:
@@ -105,15 +116,15 @@ def structure_metrics(
 ) -> tuple[dict[str, float], list[SliceResult]]:
     """All METRICS of one structure (3D and slice-averaged) and its per-slice results."""
     geometry = labels.geometry
-    slices = slice_metrics(reference, prediction, geometry, tolerance_mm)
+    # crop once to the union (one pass over the CT-sized arrays); every measure below is
+    # unchanged by a crop with a one-voxel margin (see surface.crop_to_union)
+    box = union_box(reference, prediction, margin=1) or tuple(slice(0, 0) for _ in geometry.shape)
+    reference, prediction = reference[box], prediction[box]
+    slices = slice_metrics(reference, prediction, geometry, tolerance_mm, box=box) if reference.size else []
     distances = surface_distances(reference, prediction, geometry.spacing)
     statuses = [s.status for s in slices]
-    values = {
-        "dice_2d": mean_over_paired(slices, "dice"),
-        "hd95_2d_mm": mean_over_paired(slices, "hd95_mm"),
-        "hd_2d_mm": mean_over_paired(slices, "hd_mm"),
-        "msd_2d_mm": mean_over_paired(slices, "msd_mm"),
-        "surface_dice_2d": mean_over_paired(slices, "surface_dice"),
+    values = {metric: mean_over_paired(slices, attribute) for metric, attribute in SLICE_FIELDS.items()}
+    values.update({
         "dice_3d": overlap.dice(reference, prediction),
         "jaccard_3d": overlap.jaccard(reference, prediction),
         "hd95_3d_mm": distances.hd95(),
@@ -128,7 +139,7 @@ def structure_metrics(
         "slices_paired": float(statuses.count(PAIRED)),
         "slices_missed": float(statuses.count(MISSED)),
         "slices_false_positive": float(statuses.count(FALSE_POSITIVE)),
-    }
+    })
     return values, slices
 
 
@@ -173,7 +184,7 @@ def evaluate_case(
     return result
 
 
-def _fmt(value: float) -> str:
+def format_value(value: float) -> str:
     """CSV cell: empty for NaN (undefined), otherwise up to 6 significant decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -190,7 +201,7 @@ def write_metrics_csv(cases: Iterable[CaseResult], path: Path, model: str | None
         writer.writerow(prefix + ["patient", "structure", "metric", "value", "unit"])
         for case in cases:
             for row in case.rows:
-                cells = [row.patient, row.structure, row.metric, _fmt(row.value), METRICS[row.metric].unit]
+                cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit]
                 writer.writerow(([model] if model is not None else []) + cells)
 
 
@@ -211,7 +222,7 @@ def write_slices_csv(cases: Iterable[CaseResult], path: Path, model: str | None 
                 for s in sorted(slices, key=lambda s: s.slice_index):
                     cells = [
                         case.patient, s.slice_index, f"{s.slice_z_mm:.2f}", structure, s.status,
-                        _fmt(s.dice), _fmt(s.hd95_mm), _fmt(s.hd_mm), _fmt(s.msd_mm),
-                        _fmt(s.surface_dice), _fmt(s.apl_mm), s.reference_pixels, s.prediction_pixels, "",
+                        format_value(s.dice), format_value(s.hd95_mm), format_value(s.hd_mm), format_value(s.msd_mm),
+                        format_value(s.surface_dice), format_value(s.apl_mm), s.reference_pixels, s.prediction_pixels, "",
                     ]
                     writer.writerow(([model] if model is not None else []) + cells)

@@ -52,18 +52,25 @@ def slice_metrics(
     prediction: np.ndarray,
     geometry: Geometry,
     tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+    box: tuple[slice, ...] | None = None,
 ) -> list[SliceResult]:
-    """One SliceResult per slice where the reference or the prediction is present."""
+    """One SliceResult per slice where the reference or the prediction is present.
+
+    ``box`` lets a caller that already cropped both masks to their union (union_box with a
+    margin of at least 1) pass the crops and where they lie on the grid.
+    """
     ref = np.asarray(reference, dtype=bool)
     pred = np.asarray(prediction, dtype=bool)
-    if ref.shape != geometry.shape or pred.shape != geometry.shape:
-        raise ValueError(f"masks {ref.shape}/{pred.shape} do not match the grid {geometry.shape}")
-    box = union_box(ref, pred, margin=1)
     if box is None:
-        return []
+        if ref.shape != geometry.shape or pred.shape != geometry.shape:
+            raise ValueError(f"masks {ref.shape}/{pred.shape} do not match the grid {geometry.shape}")
+        box = union_box(ref, pred, margin=1)
+        if box is None:
+            return []
+        ref, pred = ref[box], pred[box]
     in_plane = (geometry.spacing[1], geometry.spacing[2])
     positions = geometry.slice_normal_coordinates()
-    ref_c, pred_c = ref[box], pred[box]
+    ref_c, pred_c = ref, pred
     z0 = box[0].start
     ref_counts = ref_c.sum(axis=(1, 2))
     pred_counts = pred_c.sum(axis=(1, 2))
