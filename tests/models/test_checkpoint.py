@@ -32,7 +32,7 @@ def _save(path, model=None, **overrides):
         merge_femoral_heads=True,
         priority=["Rectum"],
         preprocessing={"window": (300, 50), "crop": np.int64(256), "context_slices": 1, "scale": np.float32(0.5)},
-        training_summary={"patients": {"train": 3, "val": 1}, "source": "phantom tiny"},
+        training_summary={"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": np.bool_(False)},
         extra={"epochs": 2, "best_val_loss": 0.25},
     )
     kwargs.update(overrides)
@@ -53,7 +53,7 @@ def test_folder_layout_and_metadata_round_trip(saved):
     assert meta.output.merge_femoral_heads and meta.output.priority == ("Rectum",)
     assert meta.channels == ["background", "Bladder", "Rectum", "Femur_Head"]
     assert meta.preprocessing == {"window": [300, 50], "crop": 256, "context_slices": 1, "scale": 0.5}
-    assert meta.training_summary == {"patients": {"train": 3, "val": 1}, "source": "phantom tiny"}
+    assert meta.training_summary == {"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": False}
     assert meta.extra == {"epochs": 2, "best_val_loss": 0.25}
     assert meta.versions["torch"] == torch.__version__
     assert {"cervseg", "torch", "monai", "python"} <= set(meta.versions)

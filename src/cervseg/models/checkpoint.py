@@ -96,6 +96,8 @@ def _jsonable(value: Any, where: str) -> Any:
     """Plain JSON types from configs that may hold tuples, numpy scalars/arrays or paths."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
