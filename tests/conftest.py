@@ -29,3 +29,25 @@ def require_tool(name: str) -> str:
     return path
 
 from tests.dicom.support import plastimatch_masks, real_patient  # noqa: E402,F401  (session fixtures: real case read once)
+
+
+@pytest.fixture(scope="session")
+def real_case_plastimatch_masks(real_case: Path, tmp_path_factory) -> Path:
+    """Folder of NIfTI masks of every ROI of the real RTSTRUCT, rasterised by plastimatch.
+
+    Independent of cervseg's readers: the metric tests score these masks with both
+    plastimatch and cervseg; the evaluate CLI test compares cervseg's whole pipeline with
+    plastimatch's.
+    """
+    import subprocess
+
+    exe = require_tool("plastimatch")
+    out = tmp_path_factory.mktemp("plastimatch_all_rois")
+    dicom = real_case / "dicom"
+    rtstruct = next(dicom.glob("RS*.dcm"))
+    subprocess.run(
+        [exe, "convert", "--input", str(rtstruct), "--referenced-ct", str(dicom),
+         "--output-prefix", str(out), "--prefix-format", "nii.gz"],
+        capture_output=True, check=True,
+    )
+    return out

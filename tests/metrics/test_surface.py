@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-import subprocess
 from pathlib import Path
 
 import nibabel as nib
@@ -16,8 +14,8 @@ from monai.metrics import compute_average_surface_distance, compute_hausdorff_di
 from cervseg.metrics.overlap import dice
 from cervseg.metrics.surface import boundary, surface_distances
 from cervseg.volume import Geometry
-from tests.conftest import require_tool
 from tests.metrics import bruteforce
+from tests.metrics import plastimatch as pmx
 
 
 def t(mask: np.ndarray) -> torch.Tensor:
@@ -177,24 +175,6 @@ def test_empty_conventions():
 
 # ---------------------------------------------------------------- plastimatch (independent tool)
 
-def plastimatch_dice(ref: Path, pred: Path) -> dict[str, float]:
-    """Run `plastimatch dice --all` and parse its 'NAME: value' / 'NAME = value' lines."""
-    exe = require_tool("plastimatch")
-    out = subprocess.run([exe, "dice", "--all", str(ref), str(pred)], capture_output=True, text=True, check=True).stdout
-    values = {}
-    for line in out.splitlines():
-        m = re.match(r"\s*([^:=]+?)\s*[:=]\s*([-+0-9.eE]+)\s*$", line)
-        if m:
-            values[m.group(1)] = float(m.group(2))
-    return values
-
-
-def plastimatch_percent_rule(distances: np.ndarray) -> float:
-    """plastimatch's directed 'percent' Hausdorff: the floor(0.95 n - 1)-th smallest distance."""
-    x = np.sort(distances)
-    return float(x[min(int(math.floor(0.95 * x.size - 1)), x.size - 1)])
-
-
 def write_mask(mask: np.ndarray, geometry: Geometry, path: Path) -> None:
     nib.save(nib.Nifti1Image(np.transpose(mask, (2, 1, 0)).astype(np.uint8), geometry.nifti_affine()), str(path))
 
@@ -208,15 +188,15 @@ def check_against_plastimatch(ref: np.ndarray, pred: np.ndarray, geometry: Geome
     """
     d = surface_distances(ref, pred, geometry.spacing)
     voxel = max(geometry.spacing)
-    assert dice(ref, pred) == pytest.approx(pm["DICE"], abs=1e-3)
-    assert abs(d.hd95() - pm["Percent (0.95) Hausdorff distance (boundary)"]) <= voxel
-    assert abs(d.hausdorff() - pm["Hausdorff distance (boundary)"]) <= 0.25
+    assert dice(ref, pred) == pytest.approx(pm[pmx.DICE], abs=1e-3)
+    assert abs(d.hd95() - pm[pmx.HD95]) <= voxel
+    assert abs(d.hausdorff() - pm[pmx.HD]) <= 0.25
     # plastimatch's HD95 rule (mean of the two directed floor(0.95 n - 1)-th smallest
     # distances) applied to our distances reproduces its number: same boundaries, same metric
-    pm_rule = 0.5 * (plastimatch_percent_rule(d.ref_to_pred) + plastimatch_percent_rule(d.pred_to_ref))
-    assert pm_rule == pytest.approx(pm["Percent (0.95) Hausdorff distance (boundary)"], abs=0.1)
+    pm_rule = 0.5 * (pmx.percent_rule(d.ref_to_pred) + pmx.percent_rule(d.pred_to_ref))
+    assert pm_rule == pytest.approx(pm[pmx.HD95], abs=0.1)
     assert 0.5 * (d.ref_to_pred.mean() + d.pred_to_ref.mean()) == pytest.approx(
-        pm["Avg average Hausdorff distance (boundary)"], abs=0.01
+        pm[pmx.MEAN], abs=0.01
     )
 
 
@@ -229,23 +209,8 @@ def test_agrees_with_plastimatch_on_blobs(tmp_path):
     pred[2:12, 3:27, 3:31] = bruteforce.blob((10, 24, 28), 6, threshold=0.5)
     write_mask(ref, geometry, tmp_path / "ref.nii.gz")
     write_mask(pred, geometry, tmp_path / "pred.nii.gz")
-    pm = plastimatch_dice(tmp_path / "ref.nii.gz", tmp_path / "pred.nii.gz")
+    pm = pmx.plastimatch_dice(tmp_path / "ref.nii.gz", tmp_path / "pred.nii.gz")
     check_against_plastimatch(ref, pred, geometry, pm)
-
-
-@pytest.fixture(scope="module")
-def real_case_masks(real_case, tmp_path_factory) -> Path:
-    """The real RTSTRUCT rasterised by plastimatch (independent of cervseg's readers)."""
-    exe = require_tool("plastimatch")
-    out = tmp_path_factory.mktemp("pm_masks")
-    dicom = real_case / "dicom"
-    rtstruct = next(dicom.glob("RS*.dcm"))
-    subprocess.run(
-        [exe, "convert", "--input", str(rtstruct), "--referenced-ct", str(dicom),
-         "--output-prefix", str(out), "--prefix-format", "nii.gz"],
-        capture_output=True, check=True,
-    )
-    return out
 
 
 def load_mask(path: Path) -> tuple[np.ndarray, Geometry]:
@@ -262,9 +227,9 @@ def load_mask(path: Path) -> tuple[np.ndarray, Geometry]:
      ("FemoreDestro", "Femur_Head_R_DL"), ("Prostata", "Prostate_DL"), ("Vescica", "Bladder_MBS"),
      ("Retto", "Rectum_MBS"), ("Prostata", "Prostate_MBS")],
 )
-def test_agrees_with_plastimatch_on_real_case(real_case_masks, manual, automatic):
-    ref, geometry = load_mask(real_case_masks / f"{manual}.nii.gz")
-    pred, _ = load_mask(real_case_masks / f"{automatic}.nii.gz")
+def test_agrees_with_plastimatch_on_real_case(real_case_plastimatch_masks, manual, automatic):
+    ref, geometry = load_mask(real_case_plastimatch_masks / f"{manual}.nii.gz")
+    pred, _ = load_mask(real_case_plastimatch_masks / f"{automatic}.nii.gz")
     assert geometry.spacing == pytest.approx((3.0, 1.0, 1.0))
-    pm = plastimatch_dice(real_case_masks / f"{manual}.nii.gz", real_case_masks / f"{automatic}.nii.gz")
+    pm = pmx.plastimatch_dice(real_case_plastimatch_masks / f"{manual}.nii.gz", real_case_plastimatch_masks / f"{automatic}.nii.gz")
     check_against_plastimatch(ref, pred, geometry, pm)

@@ -9,3 +9,5 @@ from cervseg.cli import demo_cmd
 from cervseg.cli import dataset_cmd
 from cervseg.cli import train_cmd
 from cervseg.cli import segment_cmd
+from cervseg.cli import evaluate_cmd
+from cervseg.cli import compare_cmd
