@@ -53,12 +53,14 @@ def make_reader(template_name: str, names: Optional[Path], structures: list[str]
     from cervseg.dicom.patient import read_patient
 
     template = Template(template_name, tuple(structures))  # only what we train is reported missing
+    catalogue = Catalogue.builtin(names)
 
     def read(folder: Path) -> PatientRecord:
         patient = read_patient(folder, template, names)
         missing = [s for s in structures if s not in patient.labels]
         if missing:
-            unmatched = patient.match.unmatched_rois
+            # ROI names nobody knows: the likely culprits for a clinic's own naming
+            unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
             hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
             raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
         info = {

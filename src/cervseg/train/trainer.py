@@ -183,7 +183,10 @@ class Trainer:
         width = cfg.model.base_width or model_spec(cfg.model.name).default_width
         self.model_config = {"in_channels": preprocess.in_channels, "out_channels": len(self.channels),
                              "base_width": width, **cfg.model.options}
-        model = create_model(cfg.model.name, **self.model_config)
+        try:
+            model = create_model(cfg.model.name, **self.model_config)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: model: {exc}") from None
         if cfg.model.init == "xavier_uniform":
             from cervseg.models.blocks import xavier_uniform_init
 
@@ -196,7 +199,10 @@ class Trainer:
         loss_options = dict(cfg.loss.options)
         if cfg.loss.size_weighting is not None:
             loss_options.update(voxel_counts=self._voxel_counts(), weighting=cfg.loss.size_weighting)
-        self.loss_fn = create_loss(cfg.loss.name, cfg.output_mode, **loss_options)
+        try:
+            self.loss_fn = create_loss(cfg.loss.name, cfg.output_mode, **loss_options)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: loss: {exc}") from None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optimizer.lr,
                                           betas=tuple(cfg.optimizer.betas), weight_decay=cfg.optimizer.weight_decay)
 

@@ -1,0 +1,87 @@
+"""`cervseg dataset`: DICOM exports -> cache; clinic names mapped; refused patients listed, not written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
+from cervseg.cli.main import app
+from cervseg.data.cache import Cache
+from cervseg.metrics.overlap import dice
+from tests.tiny_data import STRUCTURES, tiny_patient, write_tiny_dicom
+
+SUBSET = ",".join(STRUCTURES)
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("exports") / "dicom"
+    write_tiny_dicom(root / "P00", 0)
+    write_tiny_dicom(root / "P01", 1, names={"Bladder": "Vescica", "Femur_Head_L": "FemoreSinistro"})
+    write_tiny_dicom(root / "P02", 2, names={"Rectum": "Retto_clinic"})  # a name only a names file knows
+    write_tiny_dicom(root / "P03", 3, drop=("SpinalCord",))
+    (root / "P04").mkdir()  # an export that went wrong: no DICOM at all
+    (root / "P04" / "notes.txt").write_text("scanner crashed")
+    return root
+
+
+def test_cache_from_exports_with_reasons_for_skipped(exports, tmp_path):
+    out = tmp_path / "cache"
+    result = run("dataset", "--dicom", exports, "--out", out, "--structures", SUBSET,
+                 "--val-fraction", "0.34", "--test-fraction", "0")
+    assert result.exit_code == 0, result.output
+    cache = Cache(out)
+    assert cache.patients == ["P00", "P01"]
+    reasons = {s["patient"]: s["reason"] for s in cache.manifest["skipped"]}
+    assert reasons["P02"].startswith("missing structures: Rectum")
+    assert "Retto_clinic" in reasons["P02"] and "--names" in reasons["P02"]
+    assert reasons["P03"].startswith("missing structures: SpinalCord")
+    assert "P04" in reasons and reasons["P04"]
+    assert sorted(p.name for p in (out / "patients").iterdir()) == ["P00", "P01"]
+    assert cache.manifest["patients"]["P01"]["roi_names"]["Bladder"] == "Vescica"
+    for i, pid in enumerate(cache.patients):
+        vol, labels = tiny_patient(i)
+        np.testing.assert_array_equal(cache.image(pid), vol.array)  # HU survive DICOM exactly
+        back = cache.labelmap(pid)
+        for s in STRUCTURES:  # contours -> raster is not exact, but close on 2.5 mm pixels
+            assert dice(labels[s], back[s]) > 0.85, (pid, s)
+
+
+def test_names_file_rescues_a_patient_and_splits_follow_the_seed(exports, tmp_path):
+    names = tmp_path / "names.yaml"
+    names.write_text("Rectum: [Retto_clinic]\n")
+    args = ["dataset", "--dicom", exports, "--names", names, "--structures", SUBSET,
+            "--val-fraction", "0.34", "--test-fraction", "0.34", "--seed", "3"]
+    assert run(*args, "--out", tmp_path / "a").exit_code == 0
+    assert run(*args, "--out", tmp_path / "b").exit_code == 0
+    a = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    b = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert sorted(a["patients"]) == ["P00", "P01", "P02"]
+    assert a["splits"] == b["splits"]
+    assert sorted(a["splits"]["train"] + a["splits"]["val"] + a["splits"]["test"]) == ["P00", "P01", "P02"]
+    assert len(a["splits"]["val"]) == 1 and len(a["splits"]["test"]) == 1
+
+
+@pytest.mark.parametrize("case", ["no-input", "inside", "structure", "all-refused"])
+def test_bad_input_is_exit_2_with_one_line_and_no_output(exports, tmp_path, case):
+    out = tmp_path / "cache"
+    args = {
+        "no-input": ["--dicom", tmp_path / "missing", "--out", out],
+        "inside": ["--dicom", exports, "--out", exports / "cache"],
+        "structure": ["--dicom", exports, "--out", out, "--structures", "Bladder,Kidney_L"],
+        "all-refused": ["--dicom", exports, "--out", out, "--template", "prostate"],
+    }[case]
+    result = run("dataset", *args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, result.output
+    assert not out.exists() and not (exports / "cache").exists()
