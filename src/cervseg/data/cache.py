@@ -107,16 +107,24 @@ class CacheWriter:
         """Check then write one patient; nothing is written when the check fails."""
         self.check(pid, record)
         vol, labels = record.volume, record.labels
-        hu = np.rint(np.asarray(vol.array, dtype=np.float64))
-        clipped = int(np.count_nonzero((hu < INT16_MIN) | (hu > INT16_MAX)))
-        image = np.clip(hu, INT16_MIN, INT16_MAX).astype(np.int16)
-        masks = np.stack([labels[s] for s in self.structures])
-        packed = pack_masks(masks)
+        shape = vol.geometry.shape
+        image = np.empty(shape, dtype=np.int16)
+        packed = np.empty((shape[0], len(self.structures), shape[1], (shape[2] + 7) // 8), dtype=np.uint8)
+        voxels = np.zeros(len(self.structures), dtype=np.int64)
+        on_slice = np.zeros((len(self.structures), shape[0]), dtype=bool)
+        clipped = 0
+        for z in range(shape[0]):  # slice by slice: memory stays a few slices, not a few volumes
+            hu = np.rint(np.asarray(vol.array[z], dtype=np.float64))
+            clipped += int(np.count_nonzero((hu < INT16_MIN) | (hu > INT16_MAX)))
+            image[z] = np.clip(hu, INT16_MIN, INT16_MAX)
+            masks = np.stack([np.asarray(labels[s][z], dtype=bool) for s in self.structures])
+            packed[z] = np.packbits(masks, axis=-1, bitorder="little")
+            voxels += masks.sum(axis=(1, 2))
+            on_slice[:, z] = masks.any(axis=(1, 2))
         pdir = self.folder / "patients" / pid
         pdir.mkdir(parents=True)
         np.save(pdir / "image.npy", image)
         np.save(pdir / "masks.npy", packed)
-        on_slice = masks.any(axis=(2, 3))  # (S, z)
         self.patients[pid] = {
             "source": source,
             "image": f"patients/{pid}/image.npy",
@@ -124,7 +132,7 @@ class CacheWriter:
             "geometry": geometry_to_dict(vol.geometry),
             "patient_position": vol.series.patient_position,
             "series_instance_uid": vol.series.series_instance_uid,
-            "voxels": {s: int(masks[i].sum()) for i, s in enumerate(self.structures)},
+            "voxels": {s: int(voxels[i]) for i, s in enumerate(self.structures)},
             "slices_with_structure": {s: int(on_slice[i].sum()) for i, s in enumerate(self.structures)},
             "slices_with_any_structure": int(on_slice.any(axis=0).sum()),
             "hu_clipped_voxels": clipped,
