@@ -1,0 +1,135 @@
+"""generate_patient(seed, preset) -> (Volume, LabelMap): one synthetic planning CT with its contours.
+
+Steps: draw the anatomy (anatomy.py), draw the acquisition (field of view, pixel spacing,
+slice thickness, scan range, table position), paint the anatomy on a grid finer than the
+image (half-slice planes, sub-pixels), turn tissues into HU with texture, average into the
+image voxels (partial volume), blur, add correlated noise; and, from the same painting, the
+nine structures as an observer would draw them. Everything comes from one numpy Generator
+tree seeded by ``seed``: the same seed and preset give the same arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.uid import generate_uid
+
+from cervseg.phantom.anatomy import Anatomy
+from cervseg.phantom.imaging import render
+from cervseg.phantom.intensities import Intensities
+from cervseg.phantom.observer import STYLES, draw_contour
+from cervseg.phantom.presets import Preset, get_preset
+from cervseg.phantom.shapes import Grid
+from cervseg.phantom.truth import STRUCTURE_NAMES, ObserverChoices, anatomical_masks
+from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
+
+log = logging.getLogger(__name__)
+
+UID_PREFIX = "1.2.826.0.1.3680043.10.1413."  # used only with deterministic entropy per patient
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How this patient was scanned (drawn per patient from the preset)."""
+
+    fov_mm: float
+    slice_mm: float
+    n_slices: int
+    z_top: float  # local z of the most superior slice centre
+    shift: tuple[float, float, float]  # LPS = local + shift
+    noise_hu: float
+
+
+def draw_acquisition(rng: np.random.Generator, preset: Preset, an: Anatomy) -> Acquisition:
+    lo, hi = an.body.extent()
+    width = float(max(hi[0] - lo[0], hi[1] - lo[1] + 60))
+    fov_lo = max(preset.fov_mm[0], min(width + 40.0, preset.fov_mm[1]))
+    fov = float(np.round(rng.uniform(fov_lo, max(fov_lo, preset.fov_mm[1])), 0))
+    thick = float(rng.choice(preset.slice_mm, p=preset.slice_p))
+    c_lo, c_hi = preset.coverage_mm[thick]
+    coverage = float(rng.uniform(c_lo, c_hi))
+    n = int(round(coverage / thick)) + 1
+    z_top = float(rng.uniform(175, 245) * an.scale)
+    # bottom of the scan must be below the ischial tuberosities (about -65 mm)
+    if z_top - (n - 1) * thick > -110 * an.scale:
+        n = int(np.ceil((z_top + 110 * an.scale) / thick)) + 1
+    shift = (float(rng.normal(0, 8)), float(rng.normal(-15, 10)), float(rng.uniform(-900, -300)))
+    noise = float(rng.uniform(*preset.noise_hu))
+    return Acquisition(fov, thick, n, z_top, shift, noise)
+
+
+def _geometry(preset: Preset, acq: Acquisition, frame_uid: str) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray]:
+    """Image geometry (HFS axial) and local-mm coordinates of its columns, rows and slices."""
+    n = preset.matrix
+    px = acq.fov_mm / n
+    half = acq.fov_mm / 2 - px / 2
+    z0 = acq.z_top - (acq.n_slices - 1) * acq.slice_mm
+    # reconstruction centre at LPS (0, 0); the patient's local origin sits at ``shift``
+    origin = (-half, -half + 40.0, round(z0 + acq.shift[2], 3))
+    geom = Geometry.axial((acq.n_slices, n, n), (acq.slice_mm, px, px), origin, frame_uid)
+    idx = np.arange(n, dtype=float)
+    cols = geom.index_to_lps(np.stack([np.zeros(n), np.zeros(n), idx], 1))[:, 0] - acq.shift[0]
+    rows = geom.index_to_lps(np.stack([np.zeros(n), idx, np.zeros(n)], 1))[:, 1] - acq.shift[1]
+    k = np.arange(acq.n_slices, dtype=float)
+    slices = geom.index_to_lps(np.stack([k, np.zeros_like(k), np.zeros_like(k)], 1))[:, 2] - acq.shift[2]
+    return geom, cols, rows, slices
+
+
+def _fine(coords: np.ndarray, factor: int) -> np.ndarray:
+    """Sub-pixel centres: ``factor`` per pixel, in order."""
+    if factor == 1:
+        return coords
+    step = coords[1] - coords[0]
+    offs = (np.arange(factor) - (factor - 1) / 2) * step / factor
+    return (coords[:, None] + offs[None, :]).ravel()
+
+
+def _block_majority(mask: np.ndarray, f: int) -> np.ndarray:
+    if f == 1:
+        return mask
+    nz, ny, nx = mask.shape
+    return mask.reshape(nz, ny // f, f, nx // f, f).mean(axis=(2, 4)) >= 0.5
+
+
+def generate_patient(seed: int, preset: str | Preset = "default") -> tuple[Volume, LabelMap]:
+    """One synthetic patient: CT volume (HU, LPS geometry) and the nine `cervix` structures."""
+    preset = get_preset(preset)
+    ss = np.random.SeedSequence([int(seed), 20240613])
+    s_anat, s_acq, s_int, s_img, s_obs = ss.spawn(5)
+    an = Anatomy(s_anat, preset.contrast_p)
+    acq = draw_acquisition(np.random.default_rng(s_acq), preset, an)
+    uid = lambda what: generate_uid(prefix=UID_PREFIX, entropy_srcs=[str(seed), preset.name, what])  # noqa: E731
+    geom, cols, rows, slices = _geometry(preset, acq, uid("frame"))
+    f = preset.supersample_xy
+    xs, ys = _fine(cols, f), _fine(rows, f)
+    grid = Grid(xs, ys, slices)
+    canvas = an.paint(grid)
+    intens = Intensities.draw(np.random.default_rng(s_int), an.contrast.iv, an.contrast.bladder)
+    px = acq.fov_mm / preset.matrix
+    hu = render(canvas.tissue, intens, np.random.default_rng(s_img), px, f, acq.noise_hu)
+    hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    part = canvas.part
+    box = grid.full()
+    rng_obs = np.random.default_rng(s_obs)
+    obs = ObserverChoices.draw(rng_obs, an)
+    exact = anatomical_masks(an, part, box, obs)
+    labels = LabelMap(geom)
+    spacing = geom.spacing
+    for name in STRUCTURE_NAMES:
+        m = _block_majority(exact[name], f)
+        labels[name] = draw_contour(m, spacing, STYLES[name], preset.observer_mm, rng_obs)
+    series = SeriesInfo(
+        study_instance_uid=uid("study"), series_instance_uid=uid("series"),
+        sop_instance_uids=tuple(uid(f"sop{k}") for k in range(acq.n_slices)),
+        patient={"PatientName": f"PHANTOM^{seed:06d}", "PatientID": f"CERVSEG-{preset.name}-{seed:06d}",
+                 "PatientSex": "F", "PatientBirthDate": ""},
+        study={"StudyDescription": f"cervseg phantom ({preset.name})", "StudyID": f"{seed % 10**6}",
+               "StudyDate": "20240101", "StudyTime": "120000", "AccessionNumber": "",
+               "ReferringPhysicianName": ""},
+        patient_position="HFS",
+    )
+    log.debug("patient %d: %s, %d slices of %.1f mm, FOV %.0f mm", seed, preset.name, acq.n_slices,
+              acq.slice_mm, acq.fov_mm)
+    return Volume(hu, geom, series), labels
