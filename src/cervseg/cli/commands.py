@@ -11,3 +11,4 @@ from cervseg.cli import train_cmd
 from cervseg.cli import segment_cmd
 from cervseg.cli import evaluate_cmd
 from cervseg.cli import compare_cmd
+from cervseg.cli import phantom_cmd
