@@ -34,13 +34,18 @@ def _axis_label(metric: str) -> str:
     return f"{header(metric)}, {what}"
 
 
-def box_plots(cases: Sequence[CaseResult], metrics: Sequence[str], title: str = "") -> bytes:
-    """One panel per metric, one box per structure (slice metrics pooled over paired slices)."""
+def box_plots(cases: Sequence[CaseResult], metrics: Sequence[str], title: str = "", columns: int = 2) -> bytes:
+    """One panel per metric (``columns`` per row), one box per structure.
+
+    Slice metrics are pooled over the paired slices of all patients, others are per patient.
+    """
     structures = structures_of(cases)
-    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * len(structures)) , 3.4 * len(metrics)))
+    columns = max(1, min(columns, len(metrics)))
+    rows = int(math.ceil(len(metrics) / columns))
+    fig = Figure(figsize=(columns * max(5.0, 1.0 + 0.75 * len(structures)), 3.2 * rows), layout="constrained")
     rng = np.random.default_rng(0)  # jitter only; fixed so the report is reproducible
     for i, metric in enumerate(metrics):
-        ax = fig.add_subplot(len(metrics), 1, i + 1)
+        ax = fig.add_subplot(rows, columns, i + 1)
         data = [metric_values(cases, s, metric) for s in structures]
         positions = np.arange(1, len(structures) + 1)
         filled = [(p, d) for p, d in zip(positions, data) if d.size]
@@ -61,7 +66,6 @@ def box_plots(cases: Sequence[CaseResult], metrics: Sequence[str], title: str = 
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return to_png(fig)
 
 

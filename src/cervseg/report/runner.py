@@ -175,8 +175,8 @@ def write_evaluation(reference: Path, prediction: PredictionSet, out: Path, sett
     if not result.cases:
         raise InputError(f"{prediction.folder}: no patient could be evaluated")
     summaries = summarise(result.cases)
-    slice_png = plots.box_plots(result.cases, SLICE_BOX_METRICS, "Per-slice values (paired slices, all patients)")
-    patient_png = plots.box_plots(result.cases, PATIENT_BOX_METRICS, "Per-patient 3D values")
+    slice_png = plots.box_plots(result.cases, SLICE_BOX_METRICS, "Per slice (paired slices of all patients)")
+    patient_png = plots.box_plots(result.cases, PATIENT_BOX_METRICS, "Per patient (3D)", columns=3)
     overlay_png = overlays.render(_chosen_patches(result))
     report = Report(f"cervseg evaluation: {prediction.name} vs reference")
     report.key_values(_settings_lines(reference, [prediction], settings, {prediction.name: result}))

@@ -51,8 +51,10 @@ class Summary:
 
 
 def decimals(metric: str) -> int:
-    """Digits shown in tables: 3 for ratios, 2 for mm, 1 for ml, % and counts."""
+    """Digits shown in tables: 3 for ratios, 2 for mm (0 for path lengths), 1 for ml, % and counts."""
     unit = METRICS[metric].unit
+    if metric == "apl_mm":
+        return 0
     if metric.startswith("slices_") or unit in ("ml", "%"):
         return 1
     return 2 if unit == "mm" else 3
