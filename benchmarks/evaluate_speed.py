@@ -1,21 +1,24 @@
 """How long `cervseg evaluate` takes for 10 default-size patients with 9 structures.
 
-Prints the wall-clock time of the whole evaluation (reading NIfTI folders, all metrics in
-3D and per slice, CSVs, plots, overlays, HTML) and of the metrics alone. No assertion on
-time: the figure goes into docs/evaluation.md.
+Prints the wall-clock time of the whole evaluation (reading the folders, all metrics in 3D
+and per slice, CSVs, plots, overlays, HTML) and of the metrics alone. No assertion on time:
+the figures go into docs/evaluation.md.
 
-Patients are synthetic: 512 x 512 x 100 voxels (1.15 x 1.15 x 5 mm), nine structures of
-pelvic size and shape (ellipsoids, tubes, a bone-marrow shell, a bowel blob) for the
-reference, and the same structures shifted and with a perturbed boundary for the
-prediction (cervseg.phantom was not yet available when this was written).
+Patients: by default cervseg.phantom `default` patients (512 x 512, 70-118 slices, the nine
+`cervix` structures drawn by a simulated observer); ``--source shapes`` uses simple synthetic
+shapes of pelvic size instead (512 x 512 x 100, 1.15 x 1.15 x 5 mm). The prediction is the
+reference shifted by a few voxels with a smoothly perturbed boundary. ``--format dicom``
+writes CT series + RTSTRUCT (reference) and RTSTRUCT-only prediction folders instead of
+NIfTI folders.
 
-    python benchmarks/evaluate_speed.py [--patients 10] [--keep DIR]
+    python benchmarks/evaluate_speed.py [--patients 10] [--source phantom|shapes] [--format nifti|dicom] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -25,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from cervseg.metrics.evaluate import evaluate_case
-from cervseg.nifti import write_case
+from cervseg.nifti import write_case, write_labels
 from cervseg.report.runner import PredictionSet, Settings, write_evaluation
 from cervseg.volume import Geometry, LabelMap, Volume
 
@@ -91,17 +94,36 @@ def predicted(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def make_cohort(folder: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, LabelMap, LabelMap]], Path, Path]:
-    rng = np.random.default_rng(seed)
+def make_patient(source: str, index: int, rng: np.random.Generator) -> tuple[Volume, LabelMap]:
+    if source == "phantom":
+        from cervseg.phantom.generator import generate_patient
+
+        return generate_patient(1000 + index, "default")
     geometry = Geometry.axial(SHAPE, SPACING, (-294.0, -300.0, -250.0))
+    ref = LabelMap(geometry, reference_structures(geometry, rng))
+    image = Volume((np.where(ref["BoneMarrow"], 400, 30) - 60 * ref["Bladder"]).astype(np.int16), geometry)
+    return image, ref
+
+
+def make_cohort(folder: Path, n: int, source: str, fmt: str, seed: int = 0):
+    """Reference and prediction roots on disk, and the label maps (for the in-memory timing)."""
+    rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
-        ref = LabelMap(geometry, reference_structures(geometry, rng))
-        pred = LabelMap(geometry, {name: predicted(ref[name], rng) for name in ref})
-        image = Volume((np.where(ref["BoneMarrow"], 400, 30) - 60 * ref["Bladder"]).astype(np.int16), geometry)
+        image, ref = make_patient(source, i, rng)
+        pred = LabelMap(ref.geometry, {name: predicted(ref[name], rng) for name in ref})
         name = f"patient{i + 1:02d}"
-        write_case(image, ref, folder / "reference" / name)
-        write_case(image, pred, folder / "prediction" / name)
+        if fmt == "dicom":
+            from cervseg.dicom.rtstruct_write import write_rtstruct
+            from cervseg.dicom.series_write import write_ct_series
+
+            written = write_ct_series(image, folder / "reference" / name / "CT")
+            write_rtstruct(ref, written, folder / "reference" / name / "RS.dcm")
+            write_rtstruct(pred, written, folder / "prediction" / name / "RS.dcm")
+        else:
+            write_case(image, ref, folder / "reference" / name)
+            (folder / "prediction" / name / "masks").mkdir(parents=True)
+            write_labels(pred, folder / "prediction" / name / "masks")
         cases.append((name, ref, pred))
     return cases, folder / "reference", folder / "prediction"
 
@@ -109,25 +131,32 @@ def make_cohort(folder: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, La
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10)
+    parser.add_argument("--source", choices=("phantom", "shapes"), default="phantom")
+    parser.add_argument("--format", choices=("nifti", "dicom"), default="nifti")
     parser.add_argument("--keep", type=Path, help="write the cohort and the output here instead of a temporary folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.keep or Path(tempfile.mkdtemp(prefix="cervseg_bench_"))
     try:
         t0 = time.perf_counter()
-        cases, ref_root, pred_root = make_cohort(work, args.patients)
-        print(f"generated {args.patients} patients {SHAPE} x 9 structures in {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
+        cases, ref_root, pred_root = make_cohort(work, args.patients, args.source, args.format)
+        shapes = sorted({ref.geometry.shape for _, ref, _ in cases})
+        print(f"generated {args.patients} {args.source} patients ({args.format}), grids {shapes[0]}..{shapes[-1]}, "
+              f"{len(cases[0][1])} structures, in {time.perf_counter() - t0:.0f} s")
+        t0, c0 = time.perf_counter(), time.process_time()
         for name, ref, pred in cases:
             evaluate_case(name, ref, pred)
-        metrics_s = time.perf_counter() - t0
+        metrics_s, metrics_cpu = time.perf_counter() - t0, time.process_time() - c0
         del cases
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         write_evaluation(ref_root, PredictionSet("synthetic", pred_root), work / "evaluation", Settings())
-        total_s = time.perf_counter() - t0
-        print(f"metrics only (3D + per slice, in memory): {metrics_s:.1f} s ({metrics_s / args.patients:.2f} s per patient)")
-        print(f"cervseg evaluate end to end (read NIfTI, metrics, CSV, plots, HTML): {total_s:.1f} s "
-              f"({total_s / args.patients:.2f} s per patient)")
+        total_s, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+        n = args.patients
+        print(f"metrics only (3D + per slice, in memory): {metrics_s:.1f} s wall, {metrics_cpu:.1f} s CPU "
+              f"({metrics_s / n:.2f} s per patient)")
+        print(f"cervseg evaluate end to end (read {args.format}, metrics, CSV, plots, HTML): {total_s:.1f} s wall, "
+              f"{total_cpu:.1f} s CPU ({total_s / n:.2f} s per patient)")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
