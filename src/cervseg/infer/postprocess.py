@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from cervseg.errors import StructureError
+from cervseg.models.outputs import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
 from cervseg.volume import Geometry, LabelMap
 
 log = logging.getLogger(__name__)
@@ -83,31 +84,25 @@ def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> n
     return out
 
 
-def assign_femoral_heads_by_side(labels: LabelMap, left: str = "Femur_Head_L", right: str = "Femur_Head_R") -> None:
+def assign_femoral_heads_by_side(labels: LabelMap) -> None:
     """Re-assign femoral-head components to L/R by the patient x of their centroid (in place).
 
     Why: a network can swap sides on an unusual orientation (FFS, prone); LPS +x is the
-    patient's left whatever the array layout, so the side is decided in patient space:
-    components right of the heads' common centroid (larger x) are the left head. A lone
-    component (one head in the field) keeps the side most of its voxels were given.
+    patient's left whatever the array layout, so the side is decided in patient space by
+    the same rule that splits a merged femoral-head channel (models.outputs).
     """
+    left, right = FEMUR_LEFT, FEMUR_RIGHT
     if left not in labels or right not in labels:
         return
     union = labels[left] | labels[right]
-    comp, count = ndimage.label(union, structure=_FULL_3D)
-    if count < 2:
+    if not union.any():
         return
-    centroids = np.asarray(ndimage.center_of_mass(union, comp, range(1, count + 1)))
-    sizes = np.bincount(comp.ravel())[1:]
-    xs = labels.geometry.index_to_lps(centroids)[:, 0]
-    midline = float(np.average(xs, weights=sizes))
-    is_left = np.concatenate([[False], xs > midline])
-    new_left = is_left[comp]
-    moved = int(np.count_nonzero(new_left & labels[right]) + np.count_nonzero(~new_left & labels[left]))
+    split = split_femoral_heads(union, labels.geometry)
+    moved = int(np.count_nonzero(split[left] & labels[right]) + np.count_nonzero(split[right] & labels[left]))
     if moved:
         log.warning("femoral heads: %d voxels re-assigned to the side given by patient x", moved)
-    labels[left] = new_left
-    labels[right] = union & ~new_left
+    labels[left] = split[left]
+    labels[right] = split[right]
 
 
 def postprocess(labels: LabelMap, rules: Mapping[str, Mapping[str, object]]) -> LabelMap:
