@@ -107,6 +107,9 @@ def test_summary_report_and_settings(cohort):
     assert all(grade in page for grade in GRADES)
     settings = json.loads((root / "eval" / "evaluation.json").read_text())
     assert settings["tolerance_mm"] == 2.0 and settings["patients"]["prediction"] == ["p1", "p2"]
+    # the spinal cord has no prediction: listed, not silently left out
+    assert settings["not_evaluated"]["prediction"]["p1"] == {"SpinalCord": "no prediction"}
+    assert "Structures not evaluated" in page and "SpinalCord (no prediction)" in page
 
 
 def test_tolerance_changes_surface_dice(cohort, tmp_path):

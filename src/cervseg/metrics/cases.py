@@ -242,6 +242,9 @@ class CaseReader:
         found = {canonical: stripped[name] for canonical, name in match.matched.items()}
         for canonical, original in found.items():
             log.info("%s: %s -> %s", where, original, canonical)
+        if match.unmatched_rois:
+            log.info("%s: not evaluated (no structure of the catalogue/template): %s", where,
+                     ", ".join(stripped[n] for n in match.unmatched_rois))
         return found
 
     def _dicom_labels(self, folder: Path, suffix: str, volume: Volume) -> ReadCase:

@@ -100,6 +100,7 @@ class CaseResult:
     patient: str
     rows: list[MetricRow] = field(default_factory=list)
     slices: dict[str, list[SliceResult]] = field(default_factory=dict)
+    not_evaluated: dict[str, str] = field(default_factory=dict)  # structure -> why (one side only)
 
     def value(self, structure: str, metric: str) -> float:
         for row in self.rows:
@@ -176,6 +177,12 @@ def evaluate_case(
         )
     names = list(structures) if structures is not None else common_structures(reference, prediction, patient)
     result = CaseResult(patient)
+    for name in reference:
+        if name not in prediction:
+            result.not_evaluated[name] = "no prediction"
+    for name in prediction:
+        if name not in reference:
+            result.not_evaluated[name] = "no reference"
     for name in names:
         values, slices = structure_metrics(reference[name], prediction[name], reference, tolerance_mm)
         result.rows.extend(MetricRow(patient, name, metric, values[metric]) for metric in METRICS)

@@ -127,6 +127,29 @@ def _per_patient_table(cases: Sequence[CaseResult]) -> Table:
     return Table(["Patient", "Structure"] + [header(m) for m in metrics], rows)
 
 
+def _not_evaluated(results: dict[str, ModelResult]) -> dict[str, dict[str, dict[str, str]]]:
+    """{model: {patient: {structure: why}}} for structures on one side only."""
+    return {
+        name: {c.patient: dict(c.not_evaluated) for c in r.cases if c.not_evaluated}
+        for name, r in results.items()
+        if any(c.not_evaluated for c in r.cases)
+    }
+
+
+def _not_evaluated_note(report: Report, results: dict[str, ModelResult]) -> None:
+    """Structures present on one side only are listed, not silently left out."""
+    missing = _not_evaluated(results)
+    if not missing:
+        return
+    report.heading("Structures not evaluated (present on one side only)")
+    rows = [
+        [Cell(model), Cell(patient), Cell(", ".join(f"{s} ({why})" for s, why in structures.items()))]
+        for model, patients in missing.items()
+        for patient, structures in patients.items()
+    ]
+    report.table(Table(["Prediction", "Patient", "Structures"], rows))
+
+
 def _settings_record(reference: Path, predictions: Sequence[PredictionSet], settings: Settings, results: dict[str, ModelResult]) -> dict:
     return {
         "cervseg_version": _package_version(),
@@ -138,6 +161,7 @@ def _settings_record(reference: Path, predictions: Sequence[PredictionSet], sett
         "template": settings.template or "all catalogue structures except External",
         "names_file": str(settings.names_file) if settings.names_file else None,
         "patients": {name: [c.patient for c in r.cases] for name, r in results.items()},
+        "not_evaluated": _not_evaluated(results),
         "conventions": {
             "hd95": "95th percentile of the pooled directed boundary distances (both directions), mm",
             "boundary": "mask voxels with a face neighbour outside the mask",
@@ -187,6 +211,7 @@ def write_evaluation(reference: Path, prediction: PredictionSet, out: Path, sett
     images_section(report, "Worst and median slices (reference red, prediction green)", [("", overlay_png)])
     report.heading("Per patient")
     report.table(_per_patient_table(result.cases))
+    _not_evaluated_note(report, {prediction.name: result})
     report.definitions(settings.tolerance_mm)
     with atomic_dir(out) as tmp:
         write_metrics_csv(result.cases, tmp / "metrics.csv")
@@ -230,6 +255,7 @@ def write_comparison(reference: Path, predictions: Sequence[PredictionSet], out:
         report.heading(f"Summary per structure: {name}")
         report.table(summary_table(summaries[name]))
     images_section(report, "Worst and median slices per model (reference red, prediction green)", overlay_pngs)
+    _not_evaluated_note(report, results)
     report.definitions(settings.tolerance_mm)
     with atomic_dir(out) as tmp:
         first = True
