@@ -15,7 +15,7 @@ import numpy as np
 from cervseg.phantom.body import Body, BodyParams, paint_body, paint_couch
 from cervseg.phantom.bowel import LargeBowel, SmallBowel
 from cervseg.phantom.canvas import Canvas
-from cervseg.phantom.muscles import muscle_clouds, paint_levator
+from cervseg.phantom.muscles import muscle_clouds, paint_fascia, paint_levator
 from cervseg.phantom.organs import Bladder, Ovaries, Uterus, Vagina, paint_urethra, place_uterus
 from cervseg.phantom.shapes import Grid, PointCloud
 from cervseg.phantom.skeleton import Skeleton, SkeletonParams, paint_bones, paint_canal
@@ -115,6 +115,7 @@ class Anatomy:
             if box is not None:
                 canvas.paint(box, cloud.field(box)[0] < 0, Tissue.MUSCLE, part, over_parts=(Part.BODY, Part.CAVITY))
         paint_levator(canvas, self.skeleton)
+        paint_fascia(canvas, self.skeleton, rng)
         self.vagina.paint(canvas)
         self.uterus.paint(canvas)
         self.bladder.paint(canvas, self.contrast.bladder)

@@ -28,11 +28,11 @@ _H_CX = [82, 86, 90, 92, 94, 96]
 _H_CY = [0, 3, 6, 10, 12, 12]
 _H_R = [60, 68, 74, 78, 72, 50]
 # visceral cavity
-_CZ = [-74, -55, -30, -5, 20, 45, 80, 120, 170, 300]
-_C_CY = [24, 18, 8, 2, -4, -10, -18, -24, -26, -26]
-_C_RX = [12, 38, 50, 56, 62, 92, 114, 120, 118, 118]
-_C_RYA = [14, 32, 50, 58, 66, 76, 74, 72, 72, 74]
-_C_RYP = [18, 38, 52, 58, 66, 70, 56, 48, 44, 44]
+_CZ = [-62, -50, -30, -5, 20, 45, 80, 120, 170, 300]
+_C_CY = [22, 18, 8, 0, -6, -10, -18, -24, -26, -26]
+_C_RX = [10, 30, 46, 54, 62, 92, 114, 120, 118, 118]
+_C_RYA = [12, 28, 48, 60, 70, 76, 74, 72, 72, 74]
+_C_RYP = [14, 34, 52, 58, 66, 70, 56, 48, 44, 44]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Body:
 
     def _torso(self, x, y, z, prof: Profile) -> np.ndarray:
         q = prof.at(z)
-        d = superellipse(x, y, q["cx"], q["cy"], q["rx_neg"], q["rx_pos"], q["ry_neg"], q["ry_pos"], 2.0)
+        d = superellipse(x, y, q["cx"], q["cy"], q["rx_neg"], q["rx_pos"], q["ry_neg"], q["ry_pos"], 2.3)
         return np.where(np.isnan(d), FAR, d)
 
     def outline(self, x, y, z) -> np.ndarray:
@@ -174,8 +174,8 @@ def paint_body(canvas: Canvas, body: Body, rng: np.random.Generator) -> None:
     # intermuscular fat planes: thin sheets where a smooth random field crosses zero
     spacing = (float(np.diff(g.zs[:2])[0]) if g.zs.size > 1 else 5.0,
                float(np.diff(g.ys[:2])[0]), float(np.diff(g.xs[:2])[0]))
-    planes = smooth_field(rng, box.shape, spacing, (40.0, 28.0, 28.0))
-    tissue[muscle & (np.abs(planes) < 0.07) & (d_env < -8)] = Tissue.FAT
+    planes = smooth_field(rng, box.shape, spacing, (70.0, 50.0, 50.0))
+    tissue[muscle & (np.abs(planes) < 0.05) & (d_env < -8)] = Tissue.FAT
     canvas.paint(box, inside, tissue, Part.BODY)
     d_cav = body.cavity_sdf(box.x, box.y, box.z)
     cav = (d_cav < 0) & (d_env < -10)

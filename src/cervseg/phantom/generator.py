@@ -50,11 +50,14 @@ def draw_acquisition(rng: np.random.Generator, preset: Preset, an: Anatomy) -> A
     thick = float(rng.choice(preset.slice_mm, p=preset.slice_p))
     c_lo, c_hi = preset.coverage_mm[thick]
     coverage = float(rng.uniform(c_lo, c_hi))
-    n = int(round(coverage / thick)) + 1
+    n = min(int(round(coverage / thick)) + 1, preset.max_slices)
     z_top = float(rng.uniform(175, 245) * an.scale)
-    # bottom of the scan must be below the ischial tuberosities (about -65 mm)
-    if z_top - (n - 1) * thick > -110 * an.scale:
-        n = int(np.ceil((z_top + 110 * an.scale) / thick)) + 1
+    # the scan must reach below the ischial tuberosities (about -65 mm): extend it down, or
+    # when that would exceed the slice limit, start it lower
+    z_low = -110.0 * an.scale
+    if z_top - (n - 1) * thick > z_low:
+        n = min(int(np.ceil((z_top - z_low) / thick)) + 1, preset.max_slices)
+        z_top = min(z_top, z_low + (n - 1) * thick)
     shift = (float(rng.normal(0, 8)), float(rng.normal(-15, 10)), float(rng.uniform(-900, -300)))
     noise = float(rng.uniform(*preset.noise_hu))
     return Acquisition(fov, thick, n, z_top, shift, noise)

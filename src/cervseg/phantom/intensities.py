@@ -41,7 +41,7 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.FAT_VISCERAL: (-105, -80),  # [REF], [H]; a little denser than subcutaneous fat (vessels, strands)
     T.MUSCLE: (30, 52),  # [REF] iliacus 47, [H] 35..55
     T.CORTICAL: (750, 1100),  # [H]; thin pelvic cortices lose HU to partial volume
-    T.CANCELLOUS: (150, 260),  # [REF] sacrum 179, spine 185 (cortex+marrow), [H]
+    T.CANCELLOUS: (90, 200),  # [REF] interior (3 px inside the bone labels): pelvis median 134, sacrum 71, spine 152
     T.MARROW_FATTY: (-40, 40),  # [H] yellow marrow of the femoral shaft
     T.CARTILAGE: (70, 100),  # [H]
     T.DISC: (70, 105),  # [H]
@@ -68,7 +68,7 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
 
 #: SD (HU) of the fine texture inside each tissue.
 TEXTURE: dict[Tissue, float] = {
-    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.CORTICAL: 120.0, T.CANCELLOUS: 70.0,
+    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
     T.MARROW_FATTY: 25.0, T.URINE: 2.0, T.MYOMETRIUM: 6.0, T.TUMOUR: 9.0, T.FAECES: 140.0,
     T.BOWEL_FLUID: 6.0, T.LYMPH_NODE: 4.0, T.OVARY: 5.0, T.SKIN: 5.0, T.COUCH_FOAM: 5.0,
 }

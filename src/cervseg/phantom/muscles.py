@@ -94,3 +94,19 @@ def paint_levator(canvas: Canvas, sk: Skeleton) -> None:
     d = superellipse(box.x, box.y, 0.0, c, a, a, b, b, 2.0)
     band = (d > 0) & (d < 8.0) & (box.y > c - 0.6 * b) & (box.z >= z[0]) & (box.z <= z[-1])
     canvas.paint(box, band, Tissue.MUSCLE, Part.PELVIC_MUSCLE, over_parts=(Part.BODY, Part.CAVITY))
+
+
+def paint_fascia(canvas: Canvas, sk: Skeleton, rng: np.random.Generator) -> None:
+    """Fat planes between the gluteal muscles: sheets parallel to the outer face of the ilium."""
+    s = sk.p.scale
+    for side in (1, -1):
+        cloud, n, uv = sk.wing_clouds[side], sk.wing_normals[side], sk.wing_uv[side]
+        for depth in (rng.uniform(20, 28) * s, rng.uniform(42, 55) * s):
+            sel = (uv[:, 0] < 0.85) & (uv[:, 0] > 0.05)
+            centres = cloud.points[sel] - n[sel] * (cloud.radii[sel] + depth)[:, None]
+            sheet = PointCloud(centres[::2], 1.3)
+            box = canvas.grid.box(*sheet.bounds(1.0))
+            if box is None:
+                continue
+            d, _ = sheet.field(box)
+            canvas.paint(box, d < 0, Tissue.FAT, None, over_parts=(Part.BODY,), over_tissues=(Tissue.MUSCLE,))

@@ -27,6 +27,7 @@ class Preset:
     noise_hu: tuple[float, float] = (9.0, 16.0)  # per-patient noise SD range (HU)
     observer_mm: float = 1.2  # SD of the observer's boundary perturbation
     contrast_p: float = 0.25  # probability of bladder / vessel contrast per patient
+    max_slices: int = 120
 
     def with_overrides(self, **changes: object) -> "Preset":
         """A copy with some settings changed (e.g. ``noise_hu=(0, 0)`` for a clean image)."""
@@ -40,7 +41,7 @@ PRESETS: dict[str, Preset] = {
         fov_mm=(540.0, 620.0),  # -> 1.05 .. 1.21 mm pixels
         slice_mm=(5.0, 3.0),
         slice_p=(0.75, 0.25),
-        coverage_mm={5.0: (350.0, 460.0), 3.0: (300.0, 355.0)},  # -> 70-92 / 100-118 slices
+        coverage_mm={5.0: (350.0, 460.0), 3.0: (300.0, 350.0)},  # -> 71-93 / 101-117 slices
     ),
     "small": Preset(
         name="small",

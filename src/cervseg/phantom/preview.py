@@ -41,6 +41,27 @@ def _pick(labels: LabelMap, name: str, axis: int) -> int:
     return int(round(float(np.sum(np.arange(len(prof)) * prof) / prof.sum())))
 
 
+def _crop(ax, kind: str, vol: Volume, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
+    """Zoom to the patient: voxels above -400 HU, after an opening that removes the thin couch."""
+    from scipy import ndimage
+
+    body = vol.array > -400
+    body = ndimage.binary_opening(body, structure=np.ones((1, 9, 9), bool))
+    cols = np.flatnonzero(body.any(axis=(0, 1)))
+    rows = np.flatnonzero(body.any(axis=(0, 2)))
+    if cols.size == 0 or rows.size == 0:
+        return
+    x0, x1 = x[cols[0]] - 10, x[cols[-1]] + 10
+    y0, y1 = y[rows[0]] - 10, y[rows[-1]] + 10
+    if kind == "axial":
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y1, y0)
+    elif kind == "coronal":
+        ax.set_xlim(x0, x1)
+    else:
+        ax.set_xlim(y0, y1)
+
+
 def contact_sheet(cases: Sequence[tuple[str, Volume, LabelMap]], out_png: Path, window: tuple[float, float] = (-160, 240)) -> Path:
     """Write a PNG: one row per case with three axial levels, a coronal and a sagittal slice."""
     import matplotlib
@@ -60,7 +81,9 @@ def contact_sheet(cases: Sequence[tuple[str, Volume, LabelMap]], out_png: Path, 
         x, y, z = _axes_mm(vol)
         a = vol.array
         colours = {n: np.asarray(cat.structures[n].colour) / 255.0 for n in labels}
-        levels = [_pick(labels, "CTV_N", 0), _pick(labels, "Femur_Head_L", 0), _pick(labels, "Bladder", 0)]
+        levels = [_pick(labels, "CTV_N", 0), _pick(labels, "CTV_UV", 0), _pick(labels, "Femur_Head_L", 0)]
+        if len(set(levels)) < 3:
+            levels[1] = min(levels[1] + 2, a.shape[0] - 1)
         views = [("axial", k) for k in levels] + [("coronal", _pick(labels, "Femur_Head_L", 1)),
                                                   ("sagittal", _pick(labels, "CTV_UV", 2))]
         for ax, (kind, k) in zip(row, views):
@@ -80,6 +103,7 @@ def contact_sheet(cases: Sequence[tuple[str, Volume, LabelMap]], out_png: Path, 
                 label = f"sagittal x={x[k]:.0f} mm"
                 X, Y = np.meshgrid(y, z[::-1])
             ax.imshow(img, cmap="gray", vmin=window[0], vmax=window[1], extent=ext, interpolation="bilinear")
+            _crop(ax, kind, vol, x, y, z)
             for n, m in cut.items():
                 if m.any():
                     ax.contour(X, Y, m.astype(float), levels=[0.5], colors=[colours[n]], linewidths=0.9)

@@ -293,8 +293,8 @@ class Skeleton:
         crest_z = np.array([100, 118, 132, 126, 104, 84]) * s * self.p.crest
         thick_u = np.array([0.0, 0.15, 0.3, 0.5, 0.75, 1.0])
         thick = np.array([  # rows: z keyframes, columns: u keyframes
-            [24, 24, 18, 22, 22, 22],
-            [26, 24, 15, 12, 12, 14],
+            [22, 22, 16, 18, 18, 18],
+            [24, 22, 12, 10, 10, 12],
             [28, 24, 11, 6, 7, 10],
             [30, 24, 9, 4.5, 5, 10],
             [28, 22, 9, 4, 5, 10],
@@ -343,11 +343,11 @@ class Skeleton:
             tube(m([(9, -60, -22), (22, -46, -40), (38, -26, -52), (50, -2, -58), (55, 16, -57)]),
                  np.array([8, 7, 7, 8, 10]) * s),
             # ischial body from the posterior acetabulum to the tuberosity
-            tube(m([(80, 24, 2), (70, 30, -20), (58, 30, -42)]), np.array([15, 14, 14]) * s),
+            tube(m([(80, 24, 2), (70, 30, -20), (58, 30, -42)]), np.array([13, 12, 12]) * s),
             # ischial spine, pointing medially and back
             tube(m([(72, 30, 6), (56, 40, 8), (44, 46, 9)]), np.array([8, 5, 3.5]) * s),
             # posterior column up to the sciatic notch
-            tube(m([(80, 24, 2), (76, 30, 24)]), np.array([15, 15]) * s),
+            tube(m([(80, 24, 2), (76, 30, 24)]), np.array([13, 13]) * s),
             # pelvic brim (arcuate line) from the ilium to the pubis
             tube(m([(62, 40, 44), (60, 10, 30), (66, -14, 16)]), np.array([9, 9, 11]) * s),
         ]
@@ -356,12 +356,12 @@ class Skeleton:
             cloud = cloud + t
         ellipsoids = [
             (m((11, -64, -8)), np.array([9, 10, 21]) * s),  # pubic body
-            (m((57, 30, -46)), np.array([13, 17, 19]) * s),  # ischial tuberosity
-            (m((82, 4, 30)), np.array([15, 26, 16]) * s),  # iliac body above the acetabulum
+            (m((57, 30, -46)), np.array([11, 15, 17]) * s),  # ischial tuberosity
+            (m((82, 4, 30)), np.array([13, 22, 14]) * s),  # iliac body above the acetabulum
         ]
         opening = _mirror(np.array([0.64, -0.30, -0.70]), side)
         opening = opening / np.linalg.norm(opening)
-        ring_r = hr + 13.0 * s
+        ring_r = hr + 11.0 * s
         gap = 2.5
 
         def uncarved(box):
