@@ -136,3 +136,17 @@ def test_nifti_cases_with_suffix_and_grid_check(tmp_path, reader):
     write_case(Volume(volume.array, other), LabelMap(other, {"Bladder": labels["Bladder"]}), tmp_path / "pred2")
     with pytest.raises(GeometryError, match="does not match"):
         reader.prediction(pair_cases(tmp_path / "ref", tmp_path / "pred2")[0][1], ref)
+
+
+def test_nifti_reference_without_image(tmp_path, reader):
+    from cervseg.nifti import write_labels
+
+    volume, labels = tiny_patient(3, shape=(6, 20, 20))
+    (tmp_path / "ref" / "masks").mkdir(parents=True)
+    write_labels(labels, tmp_path / "ref" / "masks")
+    write_case(volume, labels, tmp_path / "pred")
+    ref_case, pred_case = pair_cases(tmp_path / "ref", tmp_path / "pred")[0]
+    ref = reader.reference(ref_case)
+    assert ref.image is None and ref.labels.geometry.same_grid(labels.geometry)
+    pred = reader.prediction(pred_case, ref)
+    np.testing.assert_array_equal(pred.labels["Rectum"], labels["Rectum"])

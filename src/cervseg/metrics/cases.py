@@ -272,7 +272,8 @@ class CaseReader:
             geometry = image.geometry  # type: ignore[union-attr]
         else:
             first = mask_files(case.path / "masks")[0]
-            geometry = Geometry.from_nifti_affine(nib.load(str(first)).affine, nib.load(str(first)).shape[:3])
+            header = nib.load(str(first))
+            geometry = Geometry.from_nifti_affine(header.affine, header.shape[:3])
             image = None
             log.info("%s: no image.nii.gz; the grid of %s is used and overlays have no CT", case.path, first.name)
         return self._nifti_labels(case.path, suffix, geometry, image)

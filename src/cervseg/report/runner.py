@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -26,7 +27,9 @@ from cervseg.outputs import atomic_dir, ensure_not_inside
 from cervseg.progress import progress
 from cervseg.report import overlays, plots
 from cervseg.report.html import Report, images_section
-from cervseg.report.tables import COMPARE_METRICS, Cell, Table, compare_table, summarise, summary_table, write_summary_csv
+from cervseg.report.tables import (
+    COMPARE_METRICS, Cell, Table, compare_table, decimals, header, summarise, summary_table, write_summary_csv,
+)
 from cervseg.structures import Catalogue, load_template
 
 log = logging.getLogger(__name__)
@@ -114,15 +117,14 @@ def _chosen_patches(result: ModelResult) -> list[overlays.OverlayPatch]:
 
 def _per_patient_table(cases: Sequence[CaseResult]) -> Table:
     metrics = ("dice_2d", "hd95_2d_mm", "dice_3d", "hd95_3d_mm", "surface_dice_3d", "slices_missed", "slices_false_positive")
-    from cervseg.report.tables import decimals, header
-
     rows = []
     for case in cases:
         for structure in case.slices:
             cells = [Cell(case.patient), Cell(structure)]
             for m in metrics:
                 v = case.value(structure, m)
-                cells.append(Cell("–" if v != v else f"{v:.{decimals(m) if not m.startswith('slices_') else 0}f}"))
+                digits = 0 if m.startswith("slices_") else decimals(m)
+                cells.append(Cell("–" if math.isnan(v) else f"{v:.{digits}f}"))
             rows.append(cells)
     return Table(["Patient", "Structure"] + [header(m) for m in metrics], rows)
 
