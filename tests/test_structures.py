@@ -33,6 +33,7 @@ def test_catalogue_types_and_colours() -> None:
         ("Vescica", "Bladder"), ("RETTO", "Rectum"), ("FemoreSinistro", "Femur_Head_L"),
         ("FemoreDestro", "Femur_Head_R"), ("Prostata", "Prostate"), ("femoral head l", "Femur_Head_L"),
         ("Femoral-Head-Right", "Femur_Head_R"), ("small bowel", "Bowel_Small"), ("Bladder_DL", None),
+        ("FemoralHead (Left)", "Femur_Head_L"), ("Vescica.", "Bladder"), ("Hüftkopf_L", None),
     ],
 )
 def test_case_and_separator_insensitive_matching(roi: str, canonical: str | None) -> None:

@@ -6,8 +6,8 @@ clinic adds its own language's ROI names with a names file instead of editing Py
     Bladder: [Vescica, Blase]
     Femur_Head_L: [FemoreSinistro, "Femoral Head L"]
 
-Matching is case-insensitive and ignores spaces, underscores and hyphens, so
-"Femoral Head L", "femoral_head_l" and "FEMORAL-HEAD-L" are the same name.
+Matching is case-insensitive and ignores spaces and punctuation, so "Femoral Head L",
+"femoral_head_l", "FEMORAL-HEAD-L" and "FemoralHead (L)" are the same name.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ class Structure:
 
 
 def normalise_name(name: str) -> str:
-    """The key used to compare ROI names: lower case, no spaces, underscores or hyphens."""
-    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+    """The key used to compare ROI names: lower case letters and digits only.
+
+    Punctuation goes too, because planning systems export names like
+    "FemoralHead (Left)" (RayStation) for what others call "Femoral Head Left".
+    """
+    return re.sub(r"[\W_]+", "", name.strip().lower())
 
 
 def _load_yaml_resource(filename: str) -> object:
