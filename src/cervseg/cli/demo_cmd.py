@@ -1,122 +1,89 @@
-"""`cervseg demo`: what `make demo` runs. For now: convert the real case (or, where it is
-absent, a small built-in synthetic patient) and log the structures found.
+"""`cervseg demo`: what `make demo` runs -- the whole daily job on a synthetic patient.
 
-A later issue replaces this with the full contouring job; keep it small.
+Generates one phantom patient (DICOM CT + its "true" RTSTRUCT), contours it with the
+built-in model exactly as `cervseg segment` would, then prints per-structure Dice and HD95
+against the phantom's truth, the time taken, and saves an overlay PNG.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import typer
 
-import cervseg
 from cervseg.cli.main import command
 from cervseg.dicom.patient import read_patient
-from cervseg.dicom.rtstruct_write import write_rtstruct
-from cervseg.dicom.series_write import write_ct_series
-from cervseg.nifti import check_replaceable, write_case
-from cervseg.outputs import atomic_dir
-from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
+from cervseg.infer.segment import segment_series
+from cervseg.metrics.overlap import dice
+from cervseg.metrics.surface import surface_distances
+from cervseg.nifti import check_replaceable
+from cervseg.outputs import atomic_dir, atomic_file
+from cervseg.phantom.cohort import write_cohort
+from cervseg.report.case_overlay import render_case
+from cervseg.structures import Catalogue, colours
+from cervseg.volume import LabelMap
 
 log = logging.getLogger(__name__)
 
-REAL_CASE = "pelvic-ref-002"
-ENV_SHARED_DATA = "CERVSEG_SHARED_DATA"
-HELP = (
-    "Run the demo: convert the real pelvic case (../shared/data/pelvic-ref-002, or the folder "
-    f"named by ${ENV_SHARED_DATA}) with the prostate template, or a small built-in synthetic "
-    "patient when that case is absent, and log each structure's volume and centroid.\n\n"
-    "Writes OUT/nifti/image.nii.gz and OUT/nifti/masks/; the synthetic patient's DICOM CT "
-    "and RTSTRUCT go to OUT/dicom/."
-)
-EXAMPLE = """\
+HELP = """Run the whole job on a synthetic patient: phantom CT -> built-in model -> RTSTRUCT.
+
+Writes OUT/phantom/<patient>/ (the phantom's DICOM CT and true RTSTRUCT), OUT/contours/RS_<UID>.dcm
+(the automatic contours), OUT/overlay.png, and prints Dice / HD95 per structure.
+The built-in model was trained on phantoms only: clinical use needs a model trained on
+the clinic's own data.
+
 Example:
 
   cervseg demo --out demo-output
 """
+DEMO_ENTRIES = ("phantom", "contours", "overlay.png")
 
 
-def real_case_folder() -> Path | None:
-    """The real case's DICOM folder, or None when it is not on this machine."""
-    env = os.environ.get(ENV_SHARED_DATA)
-    shared = Path(env) if env else Path(cervseg.__file__).resolve().parents[2].parent / "shared" / "data"
-    folder = shared / REAL_CASE / "dicom"
-    return folder if folder.is_dir() else None
+def score_table(truth: LabelMap, predicted: LabelMap) -> str:
+    """Dice and HD95 (3D, mm) per structure, and both volumes: what the demo prints."""
+    spacing = truth.geometry.spacing
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    lines = [f"{'structure':<14}{'Dice':>7}{'HD95 mm':>9}{'truth ml':>10}{'auto ml':>9}"]
+    for name in truth:
+        reference = truth[name]
+        auto = predicted[name] if name in predicted else np.zeros_like(reference)
+        hd95 = surface_distances(reference, auto, spacing).hd95()
+        lines.append(f"{name:<14}{dice(reference, auto):>7.3f}{hd95:>9.1f}"
+                     f"{reference.sum() * voxel_ml:>10.1f}{auto.sum() * voxel_ml:>9.1f}")
+    return "\n".join(lines)
 
 
-def synthetic_patient(out_dir: Path) -> Path:
-    """Write a tiny HFS pelvis (CT + RTSTRUCT) into ``out_dir``: spheres and boxes standing
-    for bladder, rectum (with gas), prostate and femoral heads (left at +x, patient left)."""
-    shape, spacing = (24, 64, 72), (3.0, 4.0, 4.0)
-    origin = (-(shape[2] - 1) * spacing[2] / 2, -(shape[1] - 1) * spacing[1] / 2, -36.0)
-    geometry = Geometry.axial(shape, spacing, origin)
-    zz, yy, xx = np.indices(shape)
-    lps = geometry.index_to_lps(np.column_stack([zz.ravel(), yy.ravel(), xx.ravel()])).reshape(*shape, 3)
-    x, y, z = lps[..., 0], lps[..., 1], lps[..., 2]
-
-    def ball(cx: float, cy: float, cz: float, r: float) -> np.ndarray:
-        return (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= r**2
-
-    body = (x / 130) ** 2 + (y / 95) ** 2 <= 1
-    masks = {
-        "Bladder": ball(0, -30, 10, 24),
-        "Prostate": ball(0, 4, -15, 14),
-        "Rectum": ((x / 14) ** 2 + ((y - 34) / 14) ** 2 <= 1) & (np.abs(z) <= 30),
-        "Femur_Head_L": ball(85, 0, -10, 22),
-        "Femur_Head_R": ball(-85, 0, -10, 22),
-    }
-    hu = np.where(body, 30.0, -1000.0)
-    hu[masks["Bladder"]] = 10.0
-    hu[masks["Prostate"]] = 45.0
-    hu[masks["Rectum"]] = 20.0
-    hu[masks["Rectum"] & ((x / 6) ** 2 + ((y - 34) / 6) ** 2 <= 1)] = -900.0  # gas in the lumen
-    hu[masks["Femur_Head_L"] | masks["Femur_Head_R"]] = 400.0
-    info = SeriesInfo(
-        patient={"PatientName": "Demo^Synthetic", "PatientID": "CERVSEG-DEMO", "PatientSex": "M"},
-        study={"StudyDescription": "cervseg synthetic demo", "StudyID": "1"},
-    )
-    volume = write_ct_series(Volume(hu, geometry, info), out_dir, series_description="cervseg demo CT")
-    labels = LabelMap(volume.geometry, masks)
-    write_rtstruct(
-        labels, volume, out_dir / "RS_demo.dcm", label="demo", roi_generation_algorithm="MANUAL",
-        series_description="cervseg demo structures", description="Synthetic ground truth",
-    )
-    return out_dir
-
-
-def log_structures(labels: LabelMap) -> None:
-    """Volume and centroid (LPS mm; +x is patient left) of every structure."""
-    geometry = labels.geometry
-    log.info("%d structures; centroids in patient LPS mm (+x = patient left, +y = posterior)", len(labels))
-    for name in labels:
-        mask = labels[name]
-        if not mask.any():
-            log.info("%-14s empty", name)
-            continue
-        centroid = geometry.index_to_lps(np.argwhere(mask).mean(axis=0))[0]
-        log.info(
-            "%-14s %8.1f ml  centroid (%.1f, %.1f, %.1f)",
-            name, labels.voxel_volume_ml(name), *centroid,
-        )
-
-
-@command("demo", help=HELP, epilog=EXAMPLE)
-def demo(out: Path = typer.Option(..., "--out", help="Output folder (replaced if it holds a previous demo).")) -> None:
-    """The demo job (see HELP)."""
-    check_replaceable(out, allowed=("nifti", "dicom"))
-    source = real_case_folder()
+@command("demo", help=HELP)
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder (replaced if it holds a previous demo)."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic patient."),
+    preset: str = typer.Option("default", "--preset", help="Phantom preset: default, small or tiny."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder; default: the built-in model."),
+) -> None:
+    check_replaceable(out, allowed=DEMO_ENTRIES)
+    start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        if source is None:
-            log.info("real case not found (set %s to the shared data folder): using a synthetic patient",
-                     ENV_SHARED_DATA)
-            source = synthetic_patient(tmp / "dicom")
-        else:
-            log.info("real case: %s", source)
-        patient = read_patient(source, "prostate")
-        log_structures(patient.labels)
-        write_case(patient.volume, patient.labels, tmp / "nifti")
-    log.info("wrote %s", out / "nifti")
+        folder = write_cohort(tmp / "phantom", 1, seed=seed, preset=preset)[0]
+        truth = read_patient(folder, "cervix")
+        generated = time.perf_counter() - start
+        result = segment_series(folder, tmp / "contours", model=model)
+        table = score_table(truth.labels, result.labels)
+        png = render_case(truth.volume, truth.labels, result.labels,
+                          colours(list(truth.labels), Catalogue.builtin()),
+                          title="phantom truth (dashed) vs automatic contours (solid)")
+        with atomic_file(tmp / "overlay.png") as tmp_png:
+            tmp_png.write_bytes(png)
+    nz = truth.volume.geometry.shape[0]
+    seconds = result.timings["total"]
+    typer.echo(table)
+    typer.echo(
+        f"\nsegmented {nz} slices in {seconds:.1f} s ({seconds / nz:.3f} s/slice, DICOM read to RTSTRUCT written); "
+        f"phantom generated in {generated:.1f} s\n"
+        f"wrote {out / 'contours' / result.rtstruct.name}\n"
+        f"      {out / 'overlay.png'}\n"
+        f"      phantom CT + true RTSTRUCT in {out / 'phantom' / folder.name}"
+    )

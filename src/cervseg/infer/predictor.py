@@ -83,8 +83,10 @@ class Predictor:
     def model_description(self) -> str:
         """Short text for RTSTRUCT descriptions: model name and what it was trained on."""
         summary = self.metadata.training_summary or {}
-        trained_on = summary.get("description") or summary.get("data") or "unspecified data"
-        return f"{self.metadata.model_name} ({self.checkpoint.path.name}; trained on {trained_on})"
+        trained_on = summary.get("description")
+        if not trained_on and summary.get("train_patients"):
+            trained_on = f"{len(summary['train_patients'])} patients of cache {Path(str(summary.get('cache', ''))).name}"
+        return f"{self.metadata.model_name} ({self.checkpoint.path.name}; trained on {trained_on or 'unspecified data'})"
 
     def _batches(self, n: int) -> Iterator[range]:
         for start in range(0, n, self.batch_size):
