@@ -1,9 +1,12 @@
-"""Tiny synthetic pelvic patients (ellipsoids on 24x64x64) for data and training tests.
+"""Tiny training data for the data, training and CLI tests.
 
-Independent of cervseg.phantom on purpose: the cache, slice and training tests need a
-few seconds' worth of data whose structures are known exactly and easy to learn.
-Left/right follow patient x: with the HFS axial grid used here, array column index grows
-towards the patient's left, so Femur_Head_L sits at larger column indices.
+Two sources:
+- ``tiny_patient``: ellipsoids on 24x64x64 whose structures are known exactly (used where a
+  test needs exact answers: cache round trip, crop, left/right flips). Left/right follow
+  patient x: with the HFS axial grid used here, array column index grows towards the
+  patient's left, so Femur_Head_L sits at larger column indices.
+- ``build_phantom_cache``: the project's phantom generator (``tiny`` preset, about
+  33x96x96, all nine cervix structures), for training tests on realistic anatomy.
 """
 
 from __future__ import annotations
@@ -86,4 +89,27 @@ def build_tiny_cache(out: Path, n: int = 4, *, shape=(24, 64, 64), val_fraction:
 
     build_cache(out, folders, read, STRUCTURES, seed=seed, val_fraction=val_fraction,
                 test_fraction=test_fraction, extra={"template": "tiny-test"})
+    return Path(out)
+
+
+PHANTOM_CROP = 80  # the tiny phantoms' body is about 75 px wide at 5.6 mm pixels
+
+
+def build_phantom_cache(out: Path, n: int = 4, *, val_fraction: float = 0.25, seed: int = 0) -> Path:
+    """A training cache of ``n`` tiny phantoms (PH00, PH01, ...), straight from the generator."""
+    from cervseg.data.cache import PatientRecord, build_cache
+    from cervseg.phantom.generator import generate_patient
+    from cervseg.phantom.truth import STRUCTURE_NAMES
+
+    root = Path(out).parent / f".{Path(out).name}-sources"
+    folders = [root / f"PH{i:02d}" for i in range(n)]
+    for f in folders:
+        f.mkdir(parents=True, exist_ok=True)
+
+    def read(folder: Path) -> PatientRecord:
+        vol, labels = generate_patient(100 + int(folder.name[2:]), "tiny")
+        return PatientRecord(vol, labels)
+
+    build_cache(out, folders, read, list(STRUCTURE_NAMES), seed=seed,
+                val_fraction=val_fraction, test_fraction=0.0, extra={"template": "cervix"})
     return Path(out)

@@ -85,3 +85,25 @@ def test_bad_input_is_exit_2_with_one_line_and_no_output(exports, tmp_path, case
     errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1, result.output
     assert not out.exists() and not (exports / "cache").exists()
+
+
+def test_phantom_cohort_to_cache_end_to_end(tmp_path):
+    """`cervseg phantom --preset tiny` -> `cervseg dataset`: HU exact, the nine cervix masks close."""
+    from cervseg.phantom.cohort import patient_seeds
+    from cervseg.phantom.generator import generate_patient
+
+    assert run("phantom", "--out", tmp_path / "ph", "--patients", 3, "--seed", 4, "--preset", "tiny").exit_code == 0
+    result = run("dataset", "--dicom", tmp_path / "ph", "--out", tmp_path / "cache", "--seed", 1)
+    assert result.exit_code == 0, result.output
+    cache = Cache(tmp_path / "cache")
+    assert len(cache.patients) == 3 and cache.manifest["skipped"] == []
+    assert cache.structures == ["Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R", "BoneMarrow",
+                                "Bowel_Small", "SpinalCord", "CTV_N", "CTV_UV"]
+    assert sum(len(cache.split(s)) for s in ("train", "val", "test")) == 3
+    for pid, seed in zip(cache.patients, patient_seeds(4, 3)):
+        vol, labels = generate_patient(seed, "tiny")
+        np.testing.assert_array_equal(cache.image(pid), vol.array)
+        assert cache.geometry(pid).same_grid(vol.geometry)
+        back = cache.labelmap(pid)
+        for s in cache.structures:  # RTSTRUCT polygons re-rasterised at 5.6 mm pixels
+            assert dice(labels[s], back[s]) > 0.8, (pid, s, dice(labels[s], back[s]))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.models.checkpoint import load_checkpoint
-from tests.tiny_data import build_tiny_cache
+from tests.tiny_data import PHANTOM_CROP, build_phantom_cache
 
 
 def run(*args):
@@ -22,7 +22,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
-    build_tiny_cache(root / "cache", n=4, val_fraction=0.25)
+    build_phantom_cache(root / "cache", n=4, val_fraction=0.25)
     return root
 
 
@@ -33,7 +33,7 @@ def _config(project: Path, name: str = "train.yaml", **over) -> Path:
         "model": {"name": "unet", "base_width": 4},
         "loss": {"name": "dice_ce"},
         "output_mode": "multiclass",
-        "preprocess": {"intensity": "window", "crop_size": 48, "context_slices": 1},
+        "preprocess": {"intensity": "window", "crop_size": PHANTOM_CROP, "context_slices": 1},
         "augment": {"enabled": True, "elastic_prob": 0.0},
         "batch_size": 4, "epochs": 2, "max_steps_per_epoch": 3, "threads": 1,
         **over,

@@ -19,12 +19,12 @@ from cervseg.models.checkpoint import load_checkpoint
 from cervseg.models.registry import available_models
 from cervseg.train.losses import LOSSES
 from cervseg.train.trainer import Trainer, train
-from tests.tiny_data import build_tiny_cache
+from tests.tiny_data import PHANTOM_CROP, build_phantom_cache
 
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    return build_tiny_cache(tmp_path_factory.mktemp("trainer") / "cache", n=4, val_fraction=0.25)
+    return build_phantom_cache(tmp_path_factory.mktemp("trainer") / "cache", n=4, val_fraction=0.25)
 
 
 def make_cfg(cache_dir, out, **over) -> TrainConfig:
@@ -33,7 +33,7 @@ def make_cfg(cache_dir, out, **over) -> TrainConfig:
         "out_dir": str(out),
         "model": {"name": "unet", "base_width": 4},
         "loss": {"name": "dice_ce"},
-        "preprocess": {"intensity": "window", "crop_size": 48},
+        "preprocess": {"intensity": "window", "crop_size": PHANTOM_CROP},
         "augment": {"enabled": False},
         "optimizer": {"lr": 0.01},
         "batch_size": 4,
@@ -67,15 +67,16 @@ def test_every_loss_trains(cache_dir, tmp_path, loss, mode):
 @pytest.mark.parametrize("name", available_models())
 def test_every_model_trains_and_its_checkpoint_predicts_identically(cache_dir, tmp_path, name):
     cfg = make_cfg(cache_dir, tmp_path / "run", model={"name": name, "base_width": 4},
-                   preprocess={"crop_size": 32}, epochs=2, max_steps_per_epoch=3, merge_femoral_heads=True)
-    x = torch.from_numpy(np.random.default_rng(0).normal(0.3, 0.2, size=(2, 1, 32, 32)).astype(np.float32))
+                   preprocess={"crop_size": 64}, epochs=2, max_steps_per_epoch=3, merge_femoral_heads=True)
+    x = torch.from_numpy(np.random.default_rng(0).normal(0.3, 0.2, size=(2, 1, 64, 64)).astype(np.float32))
     seen = {}
     trainer = Trainer(cfg, on_epoch_end=lambda epoch, row: seen.__setitem__(epoch, _predict(trainer.model, x)))
     result = trainer.fit()
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < losses[0], losses
     loaded = load_checkpoint(result.checkpoint)
-    assert loaded.metadata.channels == ["Bladder", "Rectum", "Femur_Head", "SpinalCord"]
+    assert loaded.metadata.channels == ["Bladder", "Rectum", "Femur_Head", "BoneMarrow", "Bowel_Small",
+                                        "SpinalCord", "CTV_N", "CTV_UV"]
     torch.testing.assert_close(_predict(loaded.model, x), seen[result.best_epoch], rtol=0, atol=0)
 
 
@@ -90,7 +91,7 @@ def test_checkpoint_alone_reproduces_validation_dice(cache_dir, tmp_path):
     recomputed per patient in 3-D with cervseg.metrics.overlap.dice on the CT's own grid."""
     cfg = make_cfg(cache_dir, tmp_path / "run", epochs=5, max_steps_per_epoch=None,
                    model={"name": "unet", "base_width": 8}, early_stopping_patience=5,
-                   preprocess={"crop_size": 48, "context_slices": 1, "intensity": "zscore"},
+                   preprocess={"crop_size": PHANTOM_CROP, "context_slices": 1, "intensity": "zscore"},
                    data={"empty_slice_fraction": 0.3}, optimizer={"lr": 0.03})
     result = train(cfg)
     ck = load_checkpoint(result.checkpoint)
