@@ -44,7 +44,8 @@ from cervseg.models.registry import create_model, model_spec, parameter_count
 from cervseg.progress import progress
 from cervseg.train import distributed as D
 from cervseg.train.callbacks import (
-    CSVLogger, EarlyStopping, available_cores, load_state, rng_state, save_state, set_rng_state,
+    CSVLogger, EarlyStopping, available_cores, default_threads, load_state, rng_state, save_state,
+    set_rng_state,
 )
 from cervseg.train.losses import create_loss
 
@@ -158,7 +159,10 @@ class Trainer:
 
     def _build(self, resume: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
-        torch.set_num_threads(cfg.threads or max(1, available_cores() // ctx.world_size))
+        threads = cfg.threads or default_threads(ctx.world_size)
+        torch.set_num_threads(threads)
+        log.info("%d torch thread(s) per process (%d cores available%s)", threads, available_cores(),
+                 "" if cfg.threads else "; set `threads:` to override")
         self.device = _device(cfg, ctx)
         self.cache = Cache(cfg.data.cache)
         self.structures = resolve_structures(cfg, self.cache, self.source)
