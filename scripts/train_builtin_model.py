@@ -10,7 +10,7 @@ This script is the exact recipe: the same commands a clinic runs on its own expo
 phantom patients that writes the figures quoted in docs/benchmarks.md.
 
 Usage:
-    python scripts/train_builtin_model.py --work build/builtin [--patients 24] [--epochs 12]
+    python scripts/train_builtin_model.py --work build/builtin [--patients 20] [--epochs 12]
     python scripts/train_builtin_model.py --work build/builtin --evaluate-only
 """
 
@@ -31,10 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = REPO / "src" / "cervseg" / "weights" / "builtin"
 log = logging.getLogger("train_builtin_model")
 
-# The recipe. Why these choices: a slim U-Net on 256x256 body-centred crops keeps CPU
-# inference near the paper's 0.06 s/slice; 2.5D context (one slice each side) helps the
-# low-contrast organs; Dice+CE trains quickly on small data; window W400/L40 covers
-# soft tissue and bone edges.
+# The recipe. Why these choices: paper 001's ResAU-Net at width 16 (its ResNet34 encoder
+# halves the resolution twice in the stem) on 256x256 body-centred crops is the fastest of
+# the five architectures on a CPU (measured: ~20 ms/slice at width 8, ~50 ms at width 16 on
+# one thread, against ~80 ms for a width-8 U-Net), which keeps inference near the paper's
+# 0.06 s/slice; 2.5D context (one slice each side) helps the low-contrast organs; Dice+CE
+# trains quickly on small data; a W600/L100 window keeps soft tissue and bone edges.
 TRAIN_CONFIG = {
     "data": {"cache": "cache", "template": "cervix", "empty_slice_fraction": 0.15},
     "out_dir": "run",
@@ -44,11 +46,12 @@ TRAIN_CONFIG = {
     "augment": {"enabled": True, "flip_lr_prob": 0.0, "rotate_prob": 0.2, "rotate_degrees": 10,
                 "affine_prob": 0.3, "elastic_prob": 0.1, "scale_intensity_prob": 0.3,
                 "shift_intensity_prob": 0.3},
-    "model": {"name": "unet", "base_width": 12},
+    "model": {"name": "resau_net", "base_width": 16},
     "loss": {"name": "dice_ce"},
     "optimizer": {"lr": 0.002},
     "batch_size": 8,
     "epochs": 12,
+    "max_steps_per_epoch": 100,
     "early_stopping_patience": 3,
     "seed": 2026,
 }
@@ -129,12 +132,12 @@ def evaluate(work: Path, test_patients: int, seed: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "build" / "builtin")
-    parser.add_argument("--patients", type=int, default=24)
+    parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--model", default="unet")
-    parser.add_argument("--width", type=int, default=12)
+    parser.add_argument("--model", default="resau_net")
+    parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
