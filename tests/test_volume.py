@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from cervseg.errors import GeometryError
-from cervseg.volume import Geometry, LabelMap, Volume, flip_array
+from cervseg.volume import (
+    Geometry, LabelMap, SeriesInfo, Volume, canonical_labels, canonical_volume, flip_array,
+)
 
 HFS_AXES = ((0, 0, 1), (0, 1, 0), (1, 0, 0))
 FFS_AXES = ((0, 0, -1), (0, 1, 0), (-1, 0, 0))  # IOP (-1,0,0, 0,1,0): normal = -z
@@ -108,3 +110,23 @@ def test_canonical_flips_keep_every_voxel_at_its_patient_position(axes: tuple, f
         moved = np.argwhere(flipped == v)[0]
         assert np.allclose(g.index_to_lps(original), canonical.index_to_lps(moved))
     assert np.array_equal(flip_array(flipped, flips), array)
+
+
+def test_canonical_volume_and_labels_keep_patient_positions() -> None:
+    g = Geometry((3, 4, 5), (3.0, 0.9, 0.8), (10.0, 20.0, 30.0), FFS_AXES)
+    array = np.arange(np.prod(g.shape), dtype=np.float32).reshape(g.shape)
+    mask = array > 40
+    series = SeriesInfo(sop_instance_uids=("a", "b", "c"), source_files=("1", "2", "3"))
+    volume = canonical_volume(Volume(array, g, series))
+    labels = canonical_labels(LabelMap(g, {"Bladder": mask}))
+    assert volume.geometry.canonical_flips() == (False, False, False)
+    assert labels.geometry.same_grid(volume.geometry)
+    assert volume.series.sop_instance_uids == ("c", "b", "a")  # slice order reversed along z
+    for value in (0.0, 17.0, 59.0):
+        before = g.index_to_lps(np.argwhere(array == value))
+        after = volume.geometry.index_to_lps(np.argwhere(volume.array == value))
+        assert np.allclose(before, after)
+    assert labels["Bladder"].sum() == mask.sum()
+    assert np.array_equal(labels["Bladder"], volume.array > 40)
+    hfs = Volume(array, Geometry.axial(g.shape, g.spacing, g.origin))
+    assert canonical_volume(hfs) is hfs

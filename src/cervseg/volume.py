@@ -14,7 +14,7 @@ Axis conventions (the place where auto-contouring tools most often go wrong):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
@@ -227,3 +227,29 @@ class LabelMap(Mapping[str, np.ndarray]):
         """Volume of one structure in millilitres."""
         voxel_mm3 = float(np.prod(self.geometry.spacing))
         return float(self._masks[name].sum()) * voxel_mm3 / 1000.0
+
+
+def canonical_volume(volume: Volume) -> Volume:
+    """The same CT in the HFS layout (see Geometry.canonical_flips); unchanged if already so.
+
+    Why: training data from FFS or prone patients must look to a 2D network like the HFS
+    images it is applied to, or it learns mirrored anatomy.
+    """
+    flips = volume.geometry.canonical_flips()
+    if not any(flips):
+        return volume
+    series = volume.series
+    if flips[0]:
+        series = replace(series, sop_instance_uids=tuple(reversed(series.sop_instance_uids)),
+                         source_files=tuple(reversed(series.source_files)))
+    return Volume(np.ascontiguousarray(flip_array(volume.array, flips)), volume.geometry.flipped(flips), series)
+
+
+def canonical_labels(labels: LabelMap) -> LabelMap:
+    """The same masks in the HFS layout (matching canonical_volume)."""
+    flips = labels.geometry.canonical_flips()
+    if not any(flips):
+        return labels
+    return LabelMap(labels.geometry.flipped(flips),
+                    {n: np.ascontiguousarray(flip_array(m, flips)) for n, m in labels.items()})
+

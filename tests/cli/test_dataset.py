@@ -107,3 +107,27 @@ def test_phantom_cohort_to_cache_end_to_end(tmp_path):
         back = cache.labelmap(pid)
         for s in cache.structures:  # RTSTRUCT polygons re-rasterised at 5.6 mm pixels
             assert dice(labels[s], back[s]) > 0.8, (pid, s, dice(labels[s], back[s]))
+
+
+def test_ffs_patient_is_cached_in_hfs_layout(tmp_path):
+    """The same patient exported HFS and FFS gives the same cached image and masks."""
+    from cervseg.dicom.rtstruct_write import write_rtstruct
+    from cervseg.dicom.series_write import write_ct_series
+    from cervseg.volume import LabelMap, Volume, flip_array
+
+    vol, labels = tiny_patient(5)
+    flips = (True, False, True)  # FFS stores the same patient mirrored in z and x
+    ffs_vol = Volume(np.ascontiguousarray(flip_array(vol.array, flips)), vol.geometry.flipped(flips), vol.series)
+    ffs_labels = LabelMap(ffs_vol.geometry, {k: np.ascontiguousarray(flip_array(m, flips)) for k, m in labels.items()})
+    root = tmp_path / "dicom"
+    for name, (v, lab) in {"HFS": (vol, labels), "FFS": (ffs_vol, ffs_labels)}.items():
+        written = write_ct_series(v, root / name / "CT")
+        write_rtstruct(LabelMap(written.geometry, dict(lab.items())), written, root / name / "RS.dcm")
+    result = run("dataset", "--dicom", root, "--out", tmp_path / "cache", "--structures", SUBSET,
+                 "--val-fraction", "0", "--test-fraction", "0")
+    assert result.exit_code == 0, result.output
+    cache = Cache(tmp_path / "cache")
+    assert cache.geometry("FFS").canonical_flips() == (False, False, False)
+    assert cache.geometry("FFS").same_grid(cache.geometry("HFS"))
+    assert np.array_equal(cache.image("FFS"), cache.image("HFS"))
+    assert np.array_equal(cache.masks("FFS"), cache.masks("HFS"))

@@ -12,6 +12,7 @@ from cervseg.cli.main import command
 from cervseg.data.cache import PatientRecord, build_cache, patient_folders
 from cervseg.errors import InputError, StructureError
 from cervseg.structures import Catalogue, Template, load_template
+from cervseg.volume import canonical_labels, canonical_volume
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ def make_reader(template_name: str, names: Optional[Path], structures: list[str]
             "rtstruct": str(patient.rtstruct_path),
             "roi_names": {s: patient.match.matched.get(s, s) for s in structures},
         }
-        return PatientRecord(patient.volume, patient.labels.subset(structures), info)
+        # stored in the HFS layout so FFS/prone patients do not teach the network mirrored anatomy
+        return PatientRecord(canonical_volume(patient.volume),
+                             canonical_labels(patient.labels.subset(structures)), info)
 
     return read
 
