@@ -175,7 +175,7 @@ def paint_body(canvas: Canvas, body: Body, rng: np.random.Generator) -> None:
     spacing = (float(np.diff(g.zs[:2])[0]) if g.zs.size > 1 else 5.0,
                float(np.diff(g.ys[:2])[0]), float(np.diff(g.xs[:2])[0]))
     planes = smooth_field(rng, box.shape, spacing, (70.0, 50.0, 50.0))
-    tissue[muscle & (np.abs(planes) < 0.05) & (d_env < -8)] = Tissue.FAT
+    tissue[muscle & (np.abs(planes) < 0.035) & (d_env < -8)] = Tissue.FAT
     canvas.paint(box, inside, tissue, Part.BODY)
     d_cav = body.cavity_sdf(box.x, box.y, box.z)
     cav = (d_cav < 0) & (d_env < -10)

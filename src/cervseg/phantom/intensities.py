@@ -103,10 +103,9 @@ class Intensities:
     mean: np.ndarray  # float32 (len(Tissue),)
     texture: np.ndarray  # float32 (len(Tissue),)
     iv_contrast: bool
-    bladder_contrast_hu: float  # 0 when none; extra HU of excreted contrast at the dependent wall
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, iv_contrast: bool, bladder_contrast: bool) -> "Intensities":
+    def draw(cls, rng: np.random.Generator, iv_contrast: bool) -> "Intensities":
         n = max(int(t) for t in Tissue) + 1
         mean = np.zeros(n, np.float32)
         for t in Tissue:
@@ -123,5 +122,4 @@ class Intensities:
         texture = np.zeros(n, np.float32)
         for t, sd in TEXTURE.items():
             texture[t] = sd
-        bladder = float(rng.uniform(150, 700)) if bladder_contrast else 0.0
-        return cls(mean, texture, iv_contrast, bladder)
+        return cls(mean, texture, iv_contrast)

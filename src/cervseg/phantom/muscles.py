@@ -104,7 +104,7 @@ def paint_fascia(canvas: Canvas, sk: Skeleton, rng: np.random.Generator) -> None
         for depth in (rng.uniform(20, 28) * s, rng.uniform(42, 55) * s):
             sel = (uv[:, 0] < 0.85) & (uv[:, 0] > 0.05)
             centres = cloud.points[sel] - n[sel] * (cloud.radii[sel] + depth)[:, None]
-            sheet = PointCloud(centres[::2], 1.3)
+            sheet = PointCloud(centres, 1.6)
             box = canvas.grid.box(*sheet.bounds(1.0))
             if box is None:
                 continue

@@ -81,7 +81,10 @@ def contact_sheet(cases: Sequence[tuple[str, Volume, LabelMap]], out_png: Path, 
         x, y, z = _axes_mm(vol)
         a = vol.array
         colours = {n: np.asarray(cat.structures[n].colour) / 255.0 for n in labels}
-        levels = [_pick(labels, "CTV_N", 0), _pick(labels, "CTV_UV", 0), _pick(labels, "Femur_Head_L", 0)]
+        # the femoral head centre: about 22 mm below the top of the proximal femur
+        top = int(np.flatnonzero(labels["Femur_Head_L"].any(axis=(1, 2)))[-1])
+        head = max(top - int(round(22.0 / g.spacing[0])), 0)
+        levels = [_pick(labels, "CTV_N", 0), _pick(labels, "CTV_UV", 0), head]
         if len(set(levels)) < 3:
             levels[1] = min(levels[1] + 2, a.shape[0] - 1)
         views = [("axial", k) for k in levels] + [("coronal", _pick(labels, "Femur_Head_L", 1)),

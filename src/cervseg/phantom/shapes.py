@@ -91,15 +91,6 @@ def smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     return np.minimum(a, b) - (h * h * (k * 0.25)).astype(np.float32)
 
 
-def rotation(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> np.ndarray:
-    """3x3 frame (rows = local axes in patient coordinates) from rotations about z, x, y."""
-    a, b, c = np.radians([yaw_deg, pitch_deg, roll_deg])
-    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    ry = np.array([[np.cos(c), 0, np.sin(c)], [0, 1, 0], [-np.sin(c), 0, np.cos(c)]])
-    return (rz @ rx @ ry).T
-
-
 def frame_from_axis(axis: Sequence[float], up: Sequence[float] = (1.0, 0.0, 0.0)) -> np.ndarray:
     """Orthonormal frame whose third row is ``axis`` and first row is as close to ``up`` as possible."""
     w = np.asarray(axis, dtype=float)
@@ -215,14 +206,6 @@ class Profile:
     def at(self, z: np.ndarray) -> dict[str, np.ndarray]:
         zf = np.asarray(z, dtype=float)
         return {k: f(zf).astype(np.float32) for k, f in self._f.items()}
-
-
-def profile_superellipse(x: np.ndarray, y: np.ndarray, z: np.ndarray, prof: Profile, n: float = 2.0) -> np.ndarray:
-    """Per-slice superellipse from a Profile with cx, cy, rx_neg, rx_pos, ry_neg, ry_pos."""
-    p = prof.at(z)
-    d = superellipse(x, y, p["cx"], p["cy"], p["rx_neg"], p["rx_pos"], p["ry_neg"], p["ry_pos"],
-                     p.get("n", n) if "n" in p else n)
-    return np.where(np.isnan(d), FAR, d).astype(np.float32)
 
 
 def spline_path(keypoints: Sequence[Sequence[float]], step: float = 1.5) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from cervseg.phantom.canvas import Canvas
 from cervseg.phantom.shapes import (
-    FAR, Box, PointCloud, Profile, ellipsoid, frame_from_axis, smin, superellipse, tube,
+    FAR, Box, PointCloud, Profile, ellipsoid, smin, superellipse, tube,
 )
 from cervseg.phantom.tissues import Part, Tissue
 
@@ -152,7 +152,6 @@ class Skeleton:
 
     def _build_vertebrae(self) -> None:
         s = self.p.scale
-        canal = self.canal()
         for i, (name, z_top, yc) in enumerate(self._vertebra_levels()):
             h = (28.0 + 1.0 * i) * s
             zc = z_top - h / 2
@@ -198,7 +197,6 @@ class Skeleton:
 
             self.bones.append(Bone(name + "_disc", Part.VERTEBRA, np.array([-rx - 2, yc - ry - 2, zd_bot - 1]),
                                    np.array([rx + 2, yc + ry + 2, zd_top + 1]), disc, 0.0, Tissue.DISC))
-        del canal
 
     # ------------------------------------------------------------------ sacrum
     def _build_sacrum(self) -> None:
@@ -412,7 +410,6 @@ class Skeleton:
             np.array([20, 16, 14, 13.5]) * s, 1.5,
         )
         lt_c = H + _mirror(np.array([20, 16, -55]) * s, side)
-        frame = frame_from_axis(d)
 
         def sdf(box):
             x, y, z = box.x, box.y, box.z
@@ -435,8 +432,6 @@ class Skeleton:
         hi = np.maximum(H + hr, shaft.bounds(2)[1])
         lo = np.minimum(lo, gt_c - 25 * s)
         hi = np.maximum(hi, gt_c + 25 * s)
-        self.femur_frames = getattr(self, "femur_frames", {})
-        self.femur_frames[side] = (H, d, frame, neck_len)
         self.bones.append(Bone("femur_" + ("L" if side > 0 else "R"), Part.FEMUR_L if side > 0 else Part.FEMUR_R,
                                lo - 1, hi + 1, sdf, cortex, Tissue.CANCELLOUS, marrow))
 
@@ -470,11 +465,9 @@ def paint_canal(canvas: Canvas, skeleton: Skeleton, z_low: float) -> None:
     box = canvas.grid.box((-30, -40, max(z0, z_low - 40)), (30, 120, z1 + 40))
     if box is None:
         return
-    d = np.where(box.z >= z0, 0, FAR)  # placeholder to keep shapes aligned
     q = prof.at(np.clip(box.z, z0, z1))
     dc = superellipse(box.x, box.y, 0.0, q["cy"], q["rx_neg"], q["rx_pos"], q["ry_neg"], q["ry_pos"], 2.0)
     inside = (dc < 0) & (box.z >= z0) & (box.z <= z1)
-    del d
     # thecal sac: the canal less 2-3 mm of epidural fat (more behind), ending near S2
     sac_end = z_low
     sac = (superellipse(box.x, box.y, 0.0, q["cy"] - 1.5, q["rx_neg"] - 2.5, q["rx_pos"] - 2.5,

@@ -2,8 +2,9 @@
 
 Each structure is a set of parts (the bladder is the bladder part, BoneMarrow the hip bones
 and sacrum) cut where clinical contouring guidelines cut it: the rectum from the level of
-the ischial tuberosities to the rectosigmoid junction (RTOG female pelvis atlas), the
-femoral heads with their necks down to the lesser trochanter region, the spinal canal down
+the ischial tuberosities to the rectosigmoid junction, the proximal femur (head, neck and
+trochanters) down to the lower edge of the ischial tuberosities (both per the RTOG female
+pelvis normal-tissue atlas, Gay et al. 2012), the spinal canal down
 to the end of the thecal sac, the nodal CTV as iliac vessels plus a margin from the aortic
 bifurcation to the femoral heads with the presacral and obturator regions, cropped off bone,
 muscle and bowel (Small et al. 2008), and CTV_UV as uterus, cervix, tumour and upper vagina.
@@ -30,8 +31,7 @@ class ObserverChoices:
     """Where this patient's observer puts the levels and margins the guidelines leave open."""
 
     rectum_low: float  # z (mm) of the rectum's inferior limit
-    femur_low: float  # mm below the femoral head's lowest point
-    femur_neck: float  # fraction of the neck length included
+    femur_low: float  # z (mm) of the femur's inferior limit (lower edge of the ischial tuberosities)
     cord_stop: float  # z of the spinal canal's inferior limit
     ctv_margin: float  # mm around the iliac vessels
     ctv_top: float  # mm below the aortic bifurcation where CTV_N starts
@@ -43,8 +43,7 @@ class ObserverChoices:
         s = an.scale
         return cls(
             rectum_low=float(rng.normal(-58, 5) * s),
-            femur_low=float(rng.uniform(4, 14) * s),
-            femur_neck=float(rng.uniform(0.7, 0.95)),
+            femur_low=float(rng.normal(-62, 3) * s),
             cord_stop=float(an.canal_end + rng.normal(0, 6)),
             ctv_margin=float(np.clip(rng.normal(7.0, 1.0), 5.0, 10.0)),
             ctv_top=float(rng.uniform(0, 8)),
@@ -69,7 +68,6 @@ def anatomical_masks(an: Anatomy, part: np.ndarray, box: Box, obs: ObserverChoic
 
     Each structure is evaluated only inside the bounding box of its parts.
     """
-    sk = an.skeleton
     objs = ndimage.find_objects(part)
     out = {name: np.zeros(part.shape, bool) for name in STRUCTURE_NAMES}
 
@@ -84,16 +82,8 @@ def anatomical_masks(an: Anatomy, part: np.ndarray, box: Box, obs: ObserverChoic
     fill("Bladder", [Part.BLADDER], lambda p, b: p == Part.BLADDER)
     fill("Rectum", [Part.RECTUM, Part.ANAL_CANAL],
          lambda p, b: np.isin(p, (Part.RECTUM, Part.ANAL_CANAL)) & (b.z >= obs.rectum_low))
-    for side, name in ((1, "Femur_Head_L"), (-1, "Femur_Head_R")):
-        H, d, _, neck_len = sk.femur_frames[side]
-        label = Part.FEMUR_L if side > 0 else Part.FEMUR_R
-
-        def femoral_head(p, b, H=H, d=d, neck_len=neck_len, label=label):
-            along = (b.x - H[0]) * d[0] + (b.y - H[1]) * d[1] + (b.z - H[2]) * d[2]
-            keep = (along <= neck_len * obs.femur_neck) & (b.z >= H[2] - sk.p.head_r - obs.femur_low)
-            return (p == label) & keep
-
-        fill(name, [label], femoral_head)
+    for name, label in (("Femur_Head_L", Part.FEMUR_L), ("Femur_Head_R", Part.FEMUR_R)):
+        fill(name, [label], lambda p, b, label=label: (p == label) & (b.z >= obs.femur_low))
     bones = (Part.HIP_L, Part.HIP_R, Part.SACRUM)
     fill("BoneMarrow", bones, lambda p, b: np.isin(p, bones))
     fill("Bowel_Small", [Part.SMALL_BOWEL], lambda p, b: p == Part.SMALL_BOWEL)

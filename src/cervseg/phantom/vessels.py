@@ -47,7 +47,6 @@ class Vessels:
                                                np.array([10, 9, 8.5]) * s), True))
         vs.append(Vessel("ivc", False, tube([(-22 * s, y_ao + 3, top), (-20 * s, y_ao + 4, z_conf)],
                                               np.array([11, 10]) * s), True))
-        self.split: dict[int, np.ndarray] = {}
         for side in (1, -1):
             ps = psoas[side]
             # points on the antero-medial surface of the psoas at a few heights (the external iliac's path)
@@ -57,7 +56,6 @@ class Vessels:
                 d = np.array([-side * 0.55, -0.83, 0.0])
                 return c + d * (r + off)
             B = along_psoas(z_cib, 5 * s) + np.array([0, 6 * s, 0])
-            self.split[side] = B
             jit = rng.normal(0, 2.5, size=(6, 3))
             cia = [(side * 11 + (2 if side > 0 else -2), y_ao + 1, self.z_bif), (side * 26 * s, -14 * s, (self.z_bif + z_cib) / 2), B]
             vs.append(Vessel(f"cia_{side}", True, tube(cia, np.array([6.5, 6, 5.5]) * s), True))
