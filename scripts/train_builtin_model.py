@@ -64,8 +64,8 @@ def run(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def train(work: Path, patients: int, seed: int, epochs: int, model: str, width: int) -> Path:
-    """Phantoms -> cache -> trained checkpoint (work/run/best)."""
+def train(work: Path, patients: int, seed: int, epochs: int, model: str, width: int, resume: bool = False) -> Path:
+    """Phantoms -> cache -> trained checkpoint (work/run/best); ``resume`` continues a run to ``epochs``."""
     phantoms = work / "phantoms"
     if not (phantoms / "cohort.json").is_file():
         run("phantom", "--out", str(phantoms), "--patients", str(patients), "--seed", str(seed), "--preset", "default")
@@ -74,7 +74,7 @@ def train(work: Path, patients: int, seed: int, epochs: int, model: str, width: 
             "--seed", str(seed), "--val-fraction", "0.2", "--test-fraction", "0")
     config = dict(TRAIN_CONFIG, epochs=epochs, model={"name": model, "base_width": width})
     (work / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run("train", "--config", str(work / "train.yaml"))
+    run("train", "--config", str(work / "train.yaml"), *(["--resume"] if resume else []))
     return work / "run" / "best"
 
 
@@ -139,11 +139,12 @@ def main() -> int:
     parser.add_argument("--model", default="resau_net")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="continue an earlier run up to --epochs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.evaluate_only:
-        best = train(args.work, args.patients, args.seed, args.epochs, args.model, args.width)
+        best = train(args.work, args.patients, args.seed, args.epochs, args.model, args.width, args.resume)
         install(best, args.patients, args.seed)
     evaluate(args.work, args.test_patients, args.seed)
     return 0

@@ -7,10 +7,10 @@ import pytest
 
 from cervseg.errors import StructureError
 from cervseg.infer.postprocess import (
-    PostprocessRule, apply_rule, assign_femoral_heads_by_side, fill_holes_per_slice, postprocess,
+    PostprocessRule, apply_rule, assign_femoral_heads_by_side, body_midline_x, fill_holes_per_slice, postprocess,
 )
 from cervseg.structures import load_template
-from cervseg.volume import Geometry, LabelMap
+from cervseg.volume import Geometry, LabelMap, Volume
 
 GRID = Geometry.axial((6, 20, 20), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))  # 2 mm^3 voxels
 
@@ -81,3 +81,21 @@ def test_postprocess_uses_template_rules_and_rejects_unknown_settings() -> None:
     assert not out["Bladder"][5].any()
     with pytest.raises(StructureError, match="keep_biggest"):
         postprocess(labels, {"Bladder": {"keep_biggest": True}})
+
+
+def test_fused_heads_are_split_at_the_body_midline() -> None:
+    """Heads joined by a bridge of false positives, all called 'R', are split voxel by voxel."""
+    wide = Geometry.axial((4, 20, 60), (3.0, 4.0, 4.0), (0.0, 0.0, 0.0))  # x from 0 to 236 mm
+    hu = np.full(wide.shape, -1000.0)
+    hu[:, 2:18, 10:50] = 40.0  # body centred on column 29.5 -> x = 118 mm
+    fused = np.zeros(wide.shape, bool)
+    fused[1:3, 8:12, 12:22] = True  # right head (low columns = patient right on HFS)
+    fused[1:3, 8:12, 38:48] = True  # left head
+    fused[1:3, 10, 22:38] = True  # bridge
+    labels = LabelMap(wide, {"Femur_Head_L": np.zeros(wide.shape, bool), "Femur_Head_R": fused})
+    midline = body_midline_x(Volume(hu, wide))
+    assert midline == pytest.approx(118.0)
+    assign_femoral_heads_by_side(labels, midline)
+    assert labels["Femur_Head_L"][:, :, 38:48].sum() == fused[:, :, 38:48].sum()
+    assert not labels["Femur_Head_L"][:, :, :30].any()
+    assert np.array_equal(labels["Femur_Head_L"] | labels["Femur_Head_R"], fused)

@@ -15,9 +15,10 @@ from typing import Mapping
 import numpy as np
 from scipy import ndimage
 
+from cervseg.data.preprocess import body_bounding_box
 from cervseg.errors import StructureError
 from cervseg.models.outputs import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
-from cervseg.volume import Geometry, LabelMap
+from cervseg.volume import Geometry, LabelMap, Volume
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,21 @@ def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> n
     return out
 
 
-def assign_femoral_heads_by_side(labels: LabelMap) -> None:
+def body_midline_x(volume: Volume, threshold_hu: float = -500.0) -> float | None:
+    """Patient x (LPS mm) of the body outline's centre, or None when no body is found.
+
+    Why: the midline that separates the femoral heads is the patient's, not the image's;
+    a patient lying off the table centre would otherwise lose a head to the other side.
+    """
+    box = body_bounding_box(volume.array, threshold_hu)
+    if box is None:
+        return None
+    ymin, ymax, xmin, xmax = box
+    centre = [(volume.geometry.shape[0] - 1) / 2.0, (ymin + ymax) / 2.0, (xmin + xmax) / 2.0]
+    return float(volume.geometry.index_to_lps(np.asarray([centre]))[0, 0])
+
+
+def assign_femoral_heads_by_side(labels: LabelMap, midline_x: float | None = None) -> None:
     """Re-assign femoral-head components to L/R by the patient x of their centroid (in place).
 
     Why: a network can swap sides on an unusual orientation (FFS, prone); LPS +x is the
@@ -97,7 +112,7 @@ def assign_femoral_heads_by_side(labels: LabelMap) -> None:
     union = labels[left] | labels[right]
     if not union.any():
         return
-    split = split_femoral_heads(union, labels.geometry)
+    split = split_femoral_heads(union, labels.geometry, midline_x)
     moved = int(np.count_nonzero(split[left] & labels[right]) + np.count_nonzero(split[right] & labels[left]))
     if moved:
         log.warning("femoral heads: %d voxels re-assigned to the side given by patient x", moved)
@@ -105,12 +120,17 @@ def assign_femoral_heads_by_side(labels: LabelMap) -> None:
     labels[right] = split[right]
 
 
-def postprocess(labels: LabelMap, rules: Mapping[str, Mapping[str, object]]) -> LabelMap:
-    """A new LabelMap with each structure's rule applied (structures without a rule unchanged)."""
+def postprocess(
+    labels: LabelMap, rules: Mapping[str, Mapping[str, object]], midline_x: float | None = None
+) -> LabelMap:
+    """A new LabelMap with each structure's rule applied (structures without a rule unchanged).
+
+    ``midline_x``: the patient's midline (body_midline_x) that separates the femoral heads.
+    """
     out = LabelMap(labels.geometry)
     for name, mask in labels.items():
         settings = rules.get(name)
         rule = PostprocessRule.from_settings(name, settings) if settings else PostprocessRule()
         out[name] = apply_rule(mask, rule, labels.geometry)
-    assign_femoral_heads_by_side(out)
+    assign_femoral_heads_by_side(out, midline_x)
     return out

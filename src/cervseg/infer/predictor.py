@@ -24,6 +24,7 @@ from cervseg.data.preprocess import Preprocessor
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.outputs import split_femoral_heads, to_probabilities
+from cervseg.infer.postprocess import body_midline_x
 from cervseg.progress import progress
 from cervseg.volume import LabelMap, Volume, flip_array
 
@@ -130,7 +131,8 @@ class Predictor:
             torch.set_num_threads(previous_threads)
         full = {name: self.preprocessor.restore(m, box, fill=0).astype(bool) for name, m in decoded.items()}
         if "Femur_Head" in full:
-            full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry))
+            midline = body_midline_x(Volume(hu, canonical_geometry))
+            full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, midline))
         labels = LabelMap(geometry)
         for name in self.structures:
             if name in full:

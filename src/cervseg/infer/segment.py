@@ -21,7 +21,7 @@ from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.seg_write import write_seg
 from cervseg.dicom.series import read_ct_series
 from cervseg.infer.builtin import builtin_model_path
-from cervseg.infer.postprocess import postprocess
+from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
 from cervseg.nifti import write_case
 from cervseg.outputs import ensure_not_inside
@@ -80,7 +80,7 @@ def segment_series(
     timings["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
     raw = predictor.predict(volume)
-    labels = postprocess(raw, postprocess_rules(predictor))
+    labels = postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -207,23 +207,24 @@ def split_femoral_heads(
 ) -> dict[str, np.ndarray]:
     """Split a merged femoral-head mask (z, y, x) into Femur_Head_L and Femur_Head_R.
 
-    Each 3-D connected component (26-connectivity) goes to the patient's left when its
-    centroid's LPS x is greater than the midline. The midline is ``midline_x`` when given
-    (e.g. from the body outline), else the midpoint of the two largest components when
-    they lie at least MIN_HEAD_SEPARATION_MM apart in x (both heads in the field), else
-    the x of the image grid's centre (one head, or heads fused into one component).
+    Each voxel goes to the patient's left when its LPS x is greater than the midline (a
+    femoral head never crosses the body's midline, so deciding per voxel also splits heads
+    that a network fused into one component through a bridge of false positives). The
+    midline is ``midline_x`` when given (e.g. from the body outline), else the midpoint of
+    the two largest 26-connected components when they lie at least MIN_HEAD_SEPARATION_MM
+    apart in x (both heads in the field), else the x of the image grid's centre.
     """
     mask = _as_numpy(mask).astype(bool)
     if mask.shape != geometry.shape:
         raise ValueError(f"femoral-head mask has shape {mask.shape}, the geometry {geometry.shape}")
     left = np.zeros_like(mask)
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    if count == 0:
+    if not mask.any():
         return {FEMUR_LEFT: left, FEMUR_RIGHT: left.copy()}
-    index = np.arange(1, count + 1)
-    centroids = np.asarray(ndimage.center_of_mass(mask, labels, index), dtype=float).reshape(count, 3)
-    xs = geometry.index_to_lps(centroids)[:, 0]
     if midline_x is None:
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        index = np.arange(1, count + 1)
+        centroids = np.asarray(ndimage.center_of_mass(mask, labels, index), dtype=float).reshape(count, 3)
+        xs = geometry.index_to_lps(centroids)[:, 0]
         sizes = ndimage.sum_labels(mask, labels, index)
         big = np.argsort(-sizes, kind="stable")[:2]
         if count >= 2 and abs(xs[big[0]] - xs[big[1]]) >= MIN_HEAD_SEPARATION_MM:
@@ -232,8 +233,8 @@ def split_femoral_heads(
             centre = (np.asarray(geometry.shape, dtype=float) - 1.0) / 2.0
             midline_x = float(geometry.index_to_lps(centre)[0, 0])
             log.debug("femoral heads: one head found; midline taken at the grid centre x=%.1f mm", midline_x)
-    is_left = np.concatenate([[False], xs > midline_x])
-    left = is_left[labels]
+    voxels = np.argwhere(mask)
+    left[tuple(voxels.T)] = geometry.index_to_lps(voxels)[:, 0] > midline_x
     return {FEMUR_LEFT: left, FEMUR_RIGHT: mask & ~left}
 
 
