@@ -120,7 +120,8 @@ def evaluate(work: Path, test_patients: int, seed: int) -> Path:
     report = work / "test-report"
     if report.exists():
         shutil.rmtree(report)
-    run("evaluate", "--reference", str(test), "--prediction", str(predictions), "--out", str(report))
+    run("evaluate", "--reference", str(test), "--prediction", str(predictions), "--out", str(report),
+        "--template", "cervix")
     log.info("segment wall time per patient (incl. process start): %s s",
              ", ".join(f"{s:.1f}" for s in seconds))
     with open(report / "summary.csv", newline="", encoding="utf-8") as fh:

@@ -112,3 +112,19 @@ def test_csv_files_round_trip(maps, tmp_path):
     assert {s["status"] for s in slices if s["structure"] == "Rectum"} == {"missed"}
     assert all(s["grade"] == "" for s in slices)
     assert GRADES == ("Acceptable", "Minor revision", "Major revision", "Not acceptable")
+
+
+def test_missing_prediction_is_a_complete_miss_when_asked() -> None:
+    """An RTSTRUCT leaves empty structures out; with a template they must still count."""
+    g = Geometry.axial((4, 10, 10), (3.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    a = np.zeros(g.shape, bool)
+    a[1:3, 2:6, 2:6] = True
+    reference = LabelMap(g, {"Bladder": a, "Rectum": a.copy()})
+    prediction = LabelMap(g, {"Bladder": a})
+    default = evaluate_case("P", reference, prediction)
+    assert default.not_evaluated == {"Rectum": "no prediction"}
+    strict = evaluate_case("P", reference, prediction, score_missing=True)
+    assert strict.not_evaluated == {}
+    assert strict.value("Rectum", "dice_3d") == 0.0
+    assert strict.value("Rectum", "slices_missed") == 2.0
+    assert strict.value("Bladder", "dice_3d") == 1.0

@@ -52,7 +52,7 @@ def evaluate(
     prediction_suffix: str = typer.Option("", "--prediction-suffix", help="Use only prediction ROIs ending with this suffix (e.g. _DL), stripped before matching."),
     reference_suffix: str = typer.Option("", "--reference-suffix", help="Use only reference ROIs ending with this suffix, stripped before matching."),
     tolerance: float = typer.Option(DEFAULT_TOLERANCE_MM, "--tolerance", help="Surface tolerance in mm for surface Dice and added path length."),
-    template: Optional[str] = typer.Option(None, "--template", help="Only the structures of this template (cervix, prostate or a YAML file); default: every catalogue structure found."),
+    template: Optional[str] = typer.Option(None, "--template", help="Only the structures of this template (cervix, prostate or a YAML file); a template structure the reference has and the prediction lacks counts as a complete miss. Default: every catalogue structure found, one-sided ones listed as not evaluated."),
     names: Optional[Path] = typer.Option(None, "--names", help="YAML file mapping structure names to your ROI names."),
     patient: Optional[str] = typer.Option(None, "--patient", help="Name of the patient when --reference is a single patient folder (default: the folder's name)."),
     name: str = typer.Option("prediction", "--name", help="Name of the prediction set in the report."),

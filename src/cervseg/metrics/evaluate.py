@@ -168,13 +168,26 @@ def evaluate_case(
     prediction: LabelMap,
     tolerance_mm: float = DEFAULT_TOLERANCE_MM,
     structures: Sequence[str] | None = None,
+    score_missing: bool = False,
 ) -> CaseResult:
-    """Every metric of every common structure of one patient."""
+    """Every metric of every common structure of one patient.
+
+    ``score_missing``: a reference structure with no prediction at all counts as a complete
+    miss (an empty predicted mask) instead of being listed as not evaluated. Why: a model
+    that was asked for a structure (a template) and produced none must not look better
+    for it; an RTSTRUCT simply leaves an empty structure out.
+    """
     if not reference.geometry.same_grid(prediction.geometry):
         raise GeometryError(
             f"patient {patient}: prediction grid {prediction.geometry.describe()} does not match "
             f"reference grid {reference.geometry.describe()} (resample the prediction first)"
         )
+    if score_missing:
+        missed = [n for n in reference if n not in prediction]
+        if missed:
+            log.warning("patient %s: no prediction of %s: scored as complete misses", patient, ", ".join(missed))
+        prediction = LabelMap(prediction.geometry, {
+            **dict(prediction.items()), **{n: np.zeros(reference.geometry.shape, bool) for n in missed}})
     names = list(structures) if structures is not None else common_structures(reference, prediction, patient)
     result = CaseResult(patient)
     for name in reference:

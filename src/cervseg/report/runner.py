@@ -93,7 +93,8 @@ def evaluate_sets(reference: Path, predictions: Sequence[PredictionSet], setting
             if pset.name not in by_model:
                 continue
             pred = reader.prediction(by_model[pset.name][1], ref, pset.suffix)
-            case = evaluate_case(patient, ref.labels, pred.labels, settings.tolerance_mm)
+            case = evaluate_case(patient, ref.labels, pred.labels, settings.tolerance_mm,
+                                 score_missing=settings.template is not None)
             results[pset.name].cases.append(case)
             for structure, slices in case.slices.items():
                 for which, chosen in (("worst", overlays.worst_slice(slices)), ("median", overlays.median_slice(slices))):
