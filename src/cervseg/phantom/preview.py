@@ -70,14 +70,15 @@ def contact_sheet(cases: Sequence[tuple[str, Volume, LabelMap]], out_png: Path, 
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
+    for _, vol, _ in cases:
+        if not np.allclose(vol.geometry.axes_matrix, np.eye(3)[::-1]):
+            raise ValueError("contact sheet expects an HFS axial volume (rows along +y, columns along +x)")
     cat = Catalogue.builtin()
     ncol = 5
     fig, axes = plt.subplots(len(cases), ncol, figsize=(4.2 * ncol, 4.4 * len(cases)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
     for row, (title, vol, labels) in zip(axes, cases):
         g = vol.geometry
-        if not np.allclose(g.axes_matrix, np.eye(3)[::-1]):
-            raise ValueError("contact sheet expects an HFS axial volume (rows along +y, columns along +x)")
         x, y, z = _axes_mm(vol)
         a = vol.array
         colours = {n: np.asarray(cat.structures[n].colour) / 255.0 for n in labels}
