@@ -199,3 +199,31 @@ def test_real_case_against_plastimatch(real_case, real_case_plastimatch_masks, t
     slices = read_csv(tmp_path / "eval" / "slices.csv")
     assert {s["status"] for s in slices} <= {"paired", "missed", "false_positive"}
     assert (tmp_path / "eval" / "report.html").stat().st_size > 10_000
+
+
+def test_template_scores_a_structure_the_prediction_lacks(tmp_path):
+    """With --template, a reference structure absent from the prediction is a complete miss."""
+    import csv
+
+    import numpy as np
+
+    from cervseg.nifti import write_case
+    from cervseg.volume import Geometry, LabelMap, Volume
+
+    g = Geometry.axial((4, 12, 12), (3.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    m = np.zeros(g.shape, bool)
+    m[1:3, 3:8, 3:8] = True
+    volume = Volume(np.zeros(g.shape, np.int16), g)
+    write_case(volume, LabelMap(g, {"Bladder": m, "Rectum": np.roll(m, 3, axis=2)}), tmp_path / "ref")
+    write_case(volume, LabelMap(g, {"Bladder": m}), tmp_path / "pred")
+    from typer.testing import CliRunner
+
+    import cervseg.cli.commands  # noqa: F401
+    from cervseg.cli.main import app
+
+    result = CliRunner().invoke(app, ["evaluate", "--reference", str(tmp_path / "ref"), "--prediction",
+                                      str(tmp_path / "pred"), "--out", str(tmp_path / "out"), "--template", "cervix"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["structure"], r["metric"]): r["value"] for r in csv.DictReader(open(tmp_path / "out" / "metrics.csv"))}
+    assert float(rows[("Rectum", "dice_3d")]) == 0.0
+    assert float(rows[("Bladder", "dice_3d")]) == 1.0

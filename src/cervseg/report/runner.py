@@ -17,6 +17,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from cervseg.errors import InputError
 from cervseg.metrics.cases import CaseFolder, CaseReader, evaluation_template, pair_cases
 from cervseg.metrics.evaluate import GRADES, CaseResult, evaluate_case, write_metrics_csv, write_slices_csv
@@ -99,8 +101,10 @@ def evaluate_sets(reference: Path, predictions: Sequence[PredictionSet], setting
             for structure, slices in case.slices.items():
                 for which, chosen in (("worst", overlays.worst_slice(slices)), ("median", overlays.median_slice(slices))):
                     if chosen is not None:
+                        predicted = pred.labels[structure] if structure in pred.labels else np.zeros(
+                            ref.labels.geometry.shape, bool)  # scored as a complete miss
                         results[pset.name].patches.append(overlays.extract_patch(
-                            patient, structure, which, chosen, ref.labels[structure], pred.labels[structure],
+                            patient, structure, which, chosen, ref.labels[structure], predicted,
                             ref.labels.geometry, ref.image, model=pset.name if len(predictions) > 1 else "",
                         ))
             log.info("%s [%s]: %d structures scored", patient, pset.name, len(case.slices))
