@@ -99,3 +99,18 @@ def test_fused_heads_are_split_at_the_body_midline() -> None:
     assert labels["Femur_Head_L"][:, :, 38:48].sum() == fused[:, :, 38:48].sum()
     assert not labels["Femur_Head_L"][:, :, :30].any()
     assert np.array_equal(labels["Femur_Head_L"] | labels["Femur_Head_R"], fused)
+
+
+def test_both_heads_in_both_channels_keep_both_heads() -> None:
+    """Sides are assigned before 'keep the largest part', which would otherwise drop a head."""
+    wide = Geometry.axial((4, 20, 60), (3.0, 4.0, 4.0), (0.0, 0.0, 0.0))
+    hu = np.full(wide.shape, -1000.0)
+    hu[:, 2:18, 10:50] = 40.0
+    right = np.zeros(wide.shape, bool)
+    right[1:3, 8:12, 12:22] = True
+    left = np.zeros(wide.shape, bool)
+    left[1:3, 8:12, 38:47] = True  # a little smaller than the right head
+    labels = LabelMap(wide, {"Femur_Head_L": left | right, "Femur_Head_R": left | right})
+    out = postprocess(labels, load_template("cervix").postprocess, midline_x=body_midline_x(Volume(hu, wide)))
+    assert np.array_equal(out["Femur_Head_L"], left)
+    assert np.array_equal(out["Femur_Head_R"], right)

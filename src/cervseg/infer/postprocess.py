@@ -126,11 +126,14 @@ def postprocess(
     """A new LabelMap with each structure's rule applied (structures without a rule unchanged).
 
     ``midline_x``: the patient's midline (body_midline_x) that separates the femoral heads.
+    The sides are assigned first: a network that puts both heads in both channels would
+    otherwise lose one head to "keep the largest part" in each channel.
     """
+    sided = LabelMap(labels.geometry, dict(labels.items()))
+    assign_femoral_heads_by_side(sided, midline_x)
     out = LabelMap(labels.geometry)
-    for name, mask in labels.items():
+    for name, mask in sided.items():
         settings = rules.get(name)
         rule = PostprocessRule.from_settings(name, settings) if settings else PostprocessRule()
         out[name] = apply_rule(mask, rule, labels.geometry)
-    assign_femoral_heads_by_side(out, midline_x)
     return out
