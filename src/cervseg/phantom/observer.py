@@ -74,11 +74,14 @@ def draw_contour(mask: np.ndarray, spacing: tuple[float, float, float], style: S
                                    structure=disk)
         k = len(disk[0])
         m = m[:, k:-k, k:-k]
-    # per-slice signed distance (mm): positive outside, negative inside
+    # per-slice signed distance (mm) to the boundary half-way between voxel centres:
+    # positive outside, negative inside, about +-half a pixel next to the boundary (so a
+    # wobble smaller than a pixel still moves it)
     big = 1e5
+    half = 0.5 * min(sy, sx)
     outside = ndimage.distance_transform_edt(~m, sampling=(big, sy, sx))
     inside = ndimage.distance_transform_edt(m, sampling=(big, sy, sx))
-    sdf = np.where(m, -inside, outside).astype(np.float32)
+    sdf = np.where(m, half - inside, outside - half).astype(np.float32)
     sdf = np.clip(sdf, -50, 50)
     if style.smooth_mm > 0:
         sdf = ndimage.gaussian_filter(sdf, sigma=(0, style.smooth_mm / sy, style.smooth_mm / sx))
