@@ -92,7 +92,7 @@ STRUCTURE_HU: dict[str, tuple[float, float]] = {
     "Bowel_Small": (-300, 60),  # wall + fluid + some gas [H]
     "SpinalCord": (-40, 45),  # CSF + epidural fat [H]
     "CTV_N": (-100, 40),  # fat around vessels + vessels + nodes [H]
-    "CTV_UV": (25, 60),  # uterus, cervix, tumour, upper vagina [U]
+    "CTV_UV": (-10, 60),  # uterus, cervix, tumour, upper vagina [U] (+ a vaginal gas marker, parametrial fat)
 }
 
 
