@@ -27,7 +27,6 @@ from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
 
 log = logging.getLogger(__name__)
 
-UID_PREFIX = "1.2.826.0.1.3680043.10.1413."  # used only with deterministic entropy per patient
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,8 @@ def generate_patient(seed: int, preset: str | Preset = "default") -> tuple[Volum
     s_anat, s_acq, s_int, s_img, s_obs = ss.spawn(5)
     an = Anatomy(s_anat, preset.contrast_p)
     acq = draw_acquisition(np.random.default_rng(s_acq), preset, an)
-    uid = lambda what: generate_uid(prefix=UID_PREFIX, entropy_srcs=[str(seed), preset.name, what])  # noqa: E731
+    # deterministic UIDs under pydicom's root, hashed from the seed, preset and role
+    uid = lambda what: generate_uid(entropy_srcs=["cervseg-phantom", str(seed), preset.name, what])  # noqa: E731
     geom, cols, rows, slices = _geometry(preset, acq, uid("frame"))
     f = preset.supersample_xy
     xs, ys = _fine(cols, f), _fine(rows, f)
