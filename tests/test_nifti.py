@@ -147,3 +147,17 @@ def test_write_mask_is_atomic_on_failure(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError):
         write_mask(asymmetric_mask(g), g, tmp_path / "Bladder.nii.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_volume_round_trips_write_volume(tmp_path) -> None:
+    """image.nii.gz written for one orientation reads back to the same voxels in patient space."""
+    import numpy as np
+
+    from cervseg.nifti import read_volume, write_volume
+    from cervseg.volume import Geometry, Volume
+
+    g = Geometry((3, 4, 5), (2.5, 0.8, 0.9), (10.0, -20.0, 30.0), ((0, 0, -1), (0, 1, 0), (-1, 0, 0)))
+    hu = np.arange(60, dtype=np.int16).reshape(g.shape) - 30
+    back = read_volume(write_volume(Volume(hu, g), tmp_path / "image.nii.gz"))
+    assert back.geometry.same_grid(g)
+    assert np.array_equal(back.array, hu)

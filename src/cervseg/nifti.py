@@ -105,13 +105,8 @@ def _describe_affine(affine: np.ndarray, shape_xyz: tuple[int, ...]) -> str:
         return f"shape(x,y,z)={tuple(shape_xyz)} non-orthogonal affine={rounded}"
 
 
-def read_mask(path: Path, geometry: Geometry) -> np.ndarray:
-    """One NIfTI mask as a boolean (z, y, x) array on ``geometry``'s grid (voxels > 0 inside).
-
-    Raises GeometryError, naming the file and both geometries, when the mask's voxels are
-    not exactly the CT's voxels in some axis order and direction.
-    """
-    path = Path(path)
+def load_3d(path: Path, what: str) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """A NIfTI file and its 3D data (trailing singleton axes dropped); one clear error otherwise."""
     try:
         image = nib.load(str(path))
         data = np.asanyarray(image.dataobj)
@@ -120,7 +115,25 @@ def read_mask(path: Path, geometry: Geometry) -> np.ndarray:
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise GeometryError(f"{path}: a mask must be 3D, this one has shape {data.shape}")
+        raise GeometryError(f"{path}: a {what} must be 3D, this one has shape {data.shape}")
+    return image, data
+
+
+def read_volume(path: Path) -> Volume:
+    """A CT written by write_volume (image.nii.gz), back as a Volume on its own grid."""
+    image, data = load_3d(Path(path), "CT image")
+    geometry = Geometry.from_nifti_affine(image.affine, data.shape)
+    return Volume(np.ascontiguousarray(np.transpose(data, (2, 1, 0))), geometry)
+
+
+def read_mask(path: Path, geometry: Geometry) -> np.ndarray:
+    """One NIfTI mask as a boolean (z, y, x) array on ``geometry``'s grid (voxels > 0 inside).
+
+    Raises GeometryError, naming the file and both geometries, when the mask's voxels are
+    not exactly the CT's voxels in some axis order and direction.
+    """
+    path = Path(path)
+    image, data = load_3d(path, "mask")
     affine = np.asarray(image.affine, dtype=float)
     target = geometry.nifti_affine()
     target_shape = geometry.shape[::-1]

@@ -28,7 +28,7 @@ from cervseg.dicom.rasterize import read_structures
 from cervseg.dicom.rtstruct_read import RTStruct, find_rtstruct, read_rtstruct
 from cervseg.dicom.series import FolderScan, read_ct_series, scan_folder
 from cervseg.errors import InputError, StructureError
-from cervseg.nifti import mask_files, read_mask, structure_name
+from cervseg.nifti import mask_files, read_mask, read_volume, structure_name
 from cervseg.structures import Catalogue, Template, match_names
 from cervseg.volume import Geometry, LabelMap, Volume
 
@@ -176,21 +176,6 @@ def strip_suffix(names: list[str], suffix: str) -> dict[str, str]:
     return kept
 
 
-def _read_nifti_image(path: Path) -> Volume:
-    """The CT of a convert-style folder (image.nii.gz) as a Volume."""
-    try:
-        image = nib.load(str(path))
-        data = np.asanyarray(image.dataobj)
-    except Exception as exc:  # nibabel raises many kinds for a bad file
-        raise InputError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputError(f"{path}: a CT image must be 3D, this one has shape {data.shape}")
-    geometry = Geometry.from_nifti_affine(image.affine, data.shape)
-    return Volume(np.ascontiguousarray(np.transpose(data, (2, 1, 0))), geometry)
-
-
 @dataclass
 class ReadCase:
     """A case as read for evaluation: the CT (None for masks without image) and the structures."""
@@ -268,7 +253,7 @@ class CaseReader:
             return self._dicom_labels(case.path, suffix, self._ct(case.path))
         image_path = case.path / "image.nii.gz"
         if image_path.is_file():
-            image: Volume | None = _read_nifti_image(image_path)
+            image: Volume | None = read_volume(image_path)
             geometry = image.geometry  # type: ignore[union-attr]
         else:
             first = mask_files(case.path / "masks")[0]
