@@ -130,3 +130,14 @@ def test_canonical_volume_and_labels_keep_patient_positions() -> None:
     assert np.array_equal(labels["Bladder"], volume.array > 40)
     hfs = Volume(array, Geometry.axial(g.shape, g.spacing, g.origin))
     assert canonical_volume(hfs) is hfs
+
+
+def test_labelmap_require_grid_names_both_grids() -> None:
+    g = Geometry.axial((2, 3, 4), (1, 1, 1), (0, 0, 0))
+    other = Geometry.axial((2, 3, 4), (1, 1, 1), (5, 0, 0))
+    labels = LabelMap(g)
+    labels.require_grid(g)
+    with pytest.raises(GeometryError) as err:
+        labels.require_grid(other)
+    assert "does not match the CT grid" in str(err.value)
+    assert g.describe() in str(err.value) and other.describe() in str(err.value)

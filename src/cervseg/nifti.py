@@ -192,10 +192,7 @@ def write_case(volume: Volume, labels: LabelMap, out_dir: Path) -> Path:
     """
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
-    if not labels.geometry.same_grid(volume.geometry):
-        raise GeometryError(
-            f"masks grid {labels.geometry.describe()} does not match the CT grid {volume.geometry.describe()}"
-        )
+    labels.require_grid(volume.geometry)
     with atomic_dir(out_dir) as tmp:
         write_volume(volume, tmp / "image.nii.gz")
         (tmp / "masks").mkdir()

@@ -219,6 +219,17 @@ class LabelMap(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._masks)
 
+    def require_grid(self, geometry: Geometry) -> None:
+        """Raise GeometryError, naming both grids, unless the masks lie on ``geometry``'s voxels.
+
+        Why one place: every writer (RTSTRUCT, DICOM-SEG, NIfTI, the cache) must refuse masks
+        from another grid with the same clear message, never resample them silently.
+        """
+        if not self.geometry.same_grid(geometry):
+            raise GeometryError(
+                f"masks grid {self.geometry.describe()} does not match the CT grid {geometry.describe()}"
+            )
+
     def subset(self, names: Iterable[str]) -> "LabelMap":
         """A LabelMap with only the named masks (shared arrays, same geometry)."""
         return LabelMap(self.geometry, {n: self._masks[n] for n in names})

@@ -107,7 +107,7 @@ def test_masks_on_another_grid_are_refused(tmp_path):
 
     manifest = build_cache(tmp_path / "c", folders, read, STRUCTURES, val_fraction=0, test_fraction=0)
     assert [s["patient"] for s in manifest["skipped"]] == ["P01"]
-    assert "differs from the CT" in manifest["skipped"][0]["reason"]
+    assert "does not match the CT grid" in manifest["skipped"][0]["reason"]
 
 
 def test_a_bug_or_no_usable_patient_leaves_no_output(tmp_path):

@@ -68,7 +68,7 @@ def test_seg_passes_dciodvfy(ct: Volume, tmp_path: Path) -> None:
 
 def test_seg_refuses_other_grid_and_nothing_to_write(ct: Volume, tmp_path: Path) -> None:
     other = Geometry.axial(ct.geometry.shape, (2.5, 1.5, 1.5), (0.0, 0.0, 0.0))
-    with pytest.raises(GeometryError, match="differs from the CT"):
+    with pytest.raises(GeometryError, match="does not match the CT grid"):
         write_seg(_labels(other), ct, tmp_path / "a.dcm")
     with pytest.raises(InputError, match="no non-empty structure"):
         write_seg(LabelMap(ct.geometry, {"Bladder": np.zeros(ct.geometry.shape, bool)}), ct, tmp_path / "b.dcm")

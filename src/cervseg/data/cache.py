@@ -30,7 +30,7 @@ import numpy as np
 
 import cervseg
 from cervseg.data.splits import split_patients
-from cervseg.errors import CervsegError, GeometryError, InputError
+from cervseg.errors import CervsegError, InputError
 from cervseg.outputs import atomic_dir
 from cervseg.progress import progress
 from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
@@ -93,10 +93,7 @@ class CacheWriter:
         missing = [s for s in self.structures if s not in labels]
         if missing:
             raise InputError(f"missing structures: {', '.join(missing)}")
-        if not labels.geometry.same_grid(vol.geometry):
-            raise GeometryError(
-                f"masks grid {labels.geometry.describe()} differs from the CT {vol.geometry.describe()}"
-            )
+        labels.require_grid(vol.geometry)
         empty = [s for s in self.structures if not labels[s].any()]
         if empty:
             raise InputError(f"empty structures: {', '.join(empty)}")

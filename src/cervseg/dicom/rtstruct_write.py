@@ -32,7 +32,7 @@ from pydicom.uid import (
 
 import cervseg
 from cervseg.dicom.contours import SliceContour, mask_to_contours
-from cervseg.errors import GeometryError, InputError, StructureError
+from cervseg.errors import InputError, StructureError
 from cervseg.outputs import atomic_file
 from cervseg.progress import progress
 from cervseg.structures import Catalogue
@@ -108,10 +108,7 @@ def _needs_unicode(texts: Iterable[str]) -> bool:
 
 def _check(labels: LabelMap, volume: Volume, label: str, roi_generation_algorithm: str) -> None:
     geometry, series = volume.geometry, volume.series
-    if not labels.geometry.same_grid(geometry):
-        raise GeometryError(
-            f"masks grid {labels.geometry.describe()} does not match the CT grid {geometry.describe()}"
-        )
+    labels.require_grid(geometry)
     if roi_generation_algorithm not in GENERATION_ALGORITHMS:
         raise ValueError(f"roi_generation_algorithm must be one of {GENERATION_ALGORITHMS}")
     if not (geometry.frame_of_reference_uid and series.study_instance_uid and series.series_instance_uid):

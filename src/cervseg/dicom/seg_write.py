@@ -59,10 +59,7 @@ def build_seg(
     series_description: str = "cervseg automatic segmentation",
 ) -> hd.seg.Segmentation:
     """A binary Segmentation of every non-empty structure, referencing the CT slices."""
-    if not labels.geometry.same_grid(volume.geometry):
-        raise GeometryError(
-            f"masks grid {labels.geometry.describe()} differs from the CT {volume.geometry.describe()}"
-        )
+    labels.require_grid(volume.geometry)
     catalogue = catalogue or Catalogue.builtin()
     names = [n for n in labels if labels[n].any()]
     if not names:
