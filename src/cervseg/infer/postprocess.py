@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from scipy import ndimage
@@ -41,6 +41,21 @@ class PostprocessRule:
         return cls(**settings)  # type: ignore[arg-type]
 
 
+def nonzero_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Index slices of the smallest box holding every True voxel, None for an empty mask.
+
+    Why: an organ fills a few percent of a 512x512 CT; labelling or hole-filling only its
+    box gives the same answer several times faster (every voxel outside is background).
+    """
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels, count = ndimage.label(mask, structure=_FULL_3D)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
@@ -48,27 +63,40 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, sizes
 
 
+def _keep_components(mask: np.ndarray, choose: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Keep the 26-connected components whose label ``choose(sizes)`` marks True, in the mask's box."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = nonzero_box(mask)
+    if box is None:
+        return out
+    labels, sizes = _components(mask[box])
+    keep = choose(sizes)
+    keep[0] = False
+    out[box] = keep[labels]
+    return out
+
+
 def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component (empty stays empty)."""
-    labels, sizes = _components(mask)
-    if sizes.max(initial=0) == 0:
-        return mask.copy()
-    return labels == int(np.argmax(sizes))
+    return _keep_components(mask, lambda sizes: np.arange(sizes.size) == int(np.argmax(sizes)))
 
 
 def drop_small_islands(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     """Remove 26-connected components with fewer than min_voxels voxels."""
-    labels, sizes = _components(mask)
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[labels]
+    return _keep_components(mask, lambda sizes: sizes >= min_voxels)
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes on each axial slice (the way contours are drawn and stored)."""
-    out = np.empty_like(mask, dtype=bool)
+    """Fill enclosed holes on each axial slice (the way contours are drawn and stored).
+
+    Filled inside each slice's box: background outside the box touches the image edge, so
+    a hole is enclosed in the box exactly when it is enclosed in the whole slice.
+    """
+    out = np.zeros(mask.shape, dtype=bool)
     for z in range(mask.shape[0]):
-        out[z] = ndimage.binary_fill_holes(mask[z]) if mask[z].any() else False
+        box = nonzero_box(mask[z])
+        if box is not None:
+            out[z][box] = ndimage.binary_fill_holes(mask[z][box])
     return out
 
 
