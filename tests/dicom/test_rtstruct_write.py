@@ -14,7 +14,7 @@ import pytest
 from pydicom import config as dicom_config
 from pydicom.valuerep import DSfloat
 
-from cervseg.dicom.rtstruct_write import format_ds, write_rtstruct
+from cervseg.dicom.rtstruct_write import build_rtstruct, format_ds, write_rtstruct
 from cervseg.dicom.series_write import write_ct_series
 from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.nifti import read_labels
@@ -300,6 +300,17 @@ def test_all_empty_refused_and_nothing_written(tmp_path) -> None:
         write_rtstruct(empty, volume, tmp_path / "out" / "RS.dcm")
     assert not (tmp_path / "out" / "RS.dcm").exists()
     assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_speckled_mask_refused_by_name(tmp_path) -> None:
+    """A network that outputs speckle must get a clear refusal, not a 100,000-contour file."""
+    volume, labels, _ = make_case(tmp_path, "HFS")
+    checker = np.indices(volume.geometry.shape).sum(axis=0) % 4 == 0  # isolated pixels
+    speckled = LabelMap(volume.geometry, {"Bladder": labels["Bladder"], "Rectum": checker})
+    with pytest.raises(StructureError, match="'Rectum'.*more than 200 contours"):
+        build_rtstruct(speckled, volume, max_contours_per_roi=200)
+    ds = build_rtstruct(speckled, volume, max_contours_per_roi=100_000)  # the same mask under a high cap
+    assert len(ds.ROIContourSequence[1].ContourSequence) > 200
 
 
 def test_volume_without_dicom_identity_refused(tmp_path) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage import measure
 
+from cervseg.errors import StructureError
 from cervseg.volume import Geometry
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,17 @@ def slice_polygons(mask2d: np.ndarray, tolerance_px: float = DEFAULT_TOLERANCE_P
 
 
 def mask_to_contours(
-    mask: np.ndarray, geometry: Geometry, tolerance_px: float = DEFAULT_TOLERANCE_PX
+    mask: np.ndarray,
+    geometry: Geometry,
+    tolerance_px: float = DEFAULT_TOLERANCE_PX,
+    max_contours: int | None = None,
 ) -> list[SliceContour]:
     """All contours of a 3D (z, y, x) mask, in slice order, with points in LPS mm.
 
     Every point of a contour lies on its slice's plane (the slice index is exact), so the
-    contour sits on the z of the CT image it will reference.
+    contour sits on the z of the CT image it will reference. ``max_contours``: raise a
+    StructureError as soon as the mask gives more (a speckled slice alone gives thousands,
+    at about a second each, so stopping early matters).
     """
     mask = np.asarray(mask)
     if tuple(mask.shape) != geometry.shape:
@@ -98,4 +104,8 @@ def mask_to_contours(
         for poly in slice_polygons(mask[k], tolerance_px):
             idx = np.column_stack([np.full(len(poly), float(k)), poly])
             contours.append(SliceContour(int(k), geometry.index_to_lps(idx)))
+        if max_contours is not None and len(contours) > max_contours:
+            raise StructureError(
+                f"the mask breaks into more than {max_contours} contours by slice {k + 1} of {mask.shape[0]}"
+            )
     return contours

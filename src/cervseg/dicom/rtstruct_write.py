@@ -49,6 +49,11 @@ UNKNOWN_COLOUR = (128, 128, 128)  # grey, for names outside the catalogue
 POINT_DECIMALS = 4
 DS_MAX_BYTES = 16
 EXPLICIT_VR_MAX_LENGTH = 0xFFFE  # even length that a 16-bit length field holds
+#: More contours than this in one ROI is refused. Drawn structures stay far below it (the
+#: real case's External: 524; bowel loops or pelvic marrow: ~1,000), while a speckled
+#: network output reaches hundreds of thousands, which took 520 s and 18 GB to write and
+#: gives a file no planner can review.
+MAX_CONTOURS_PER_ROI = 10_000
 
 #: Patient / study attributes copied from the CT (Type 2 ones are written empty if unknown).
 PATIENT_KEYWORDS_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
@@ -197,6 +202,7 @@ def build_rtstruct(
     structure_set_name: str | None = None,
     roi_generation_algorithm: str = "AUTOMATIC",
     algorithm_name: str | None = None,
+    max_contours_per_roi: int = MAX_CONTOURS_PER_ROI,
 ) -> Dataset:
     """The RT Structure Set dataset (with file meta) for ``labels`` on ``volume``'s CT series.
 
@@ -244,7 +250,10 @@ def build_rtstruct(
     roi_seq, contour_seq, obs_seq = DicomSequence(), DicomSequence(), DicomSequence()
     longest = 0  # bytes of the longest ContourData value
     for name in progress(list(labels), "writing contours"):
-        contours = mask_to_contours(labels[name], geometry)
+        try:
+            contours = mask_to_contours(labels[name], geometry, max_contours=max_contours_per_roi)
+        except StructureError as exc:
+            raise StructureError(f"structure '{name}': {exc}: a fragmented mask, not anatomy; nothing written") from None
         if not contours:
             log.warning("structure '%s' is empty: not written to the RTSTRUCT", name)
             continue
