@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cervseg.config import PreprocessConfig
-from cervseg.data.preprocess import Preprocessor
+from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.outputs import split_femoral_heads, to_probabilities
@@ -63,7 +63,9 @@ class Predictor:
     ) -> None:
         self.checkpoint = checkpoint
         self.metadata = checkpoint.metadata
-        self.model = checkpoint.model.eval()
+        # channels-last memory: oneDNN's fastest convolution layout on CPU (measured 1.8x
+        # faster than the default layout for the built-in model, benchmarks/inference_backends.py)
+        self.model = checkpoint.model.eval().to(memory_format=torch.channels_last)
         self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocessing))
         self.batch_size = max(1, int(batch_size))
         self.flip_tta = flip_tta
@@ -95,12 +97,29 @@ class Predictor:
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         mode = self.metadata.output_mode
+        batch = batch.contiguous(memory_format=torch.channels_last)
         probs = to_probabilities(self.model(batch), mode)
         if self.flip_tta:
-            mirrored = to_probabilities(self.model(torch.flip(batch, dims=[-1])), mode)
+            mirrored_input = torch.flip(batch, dims=[-1]).contiguous(memory_format=torch.channels_last)
+            mirrored = to_probabilities(self.model(mirrored_input), mode)
             # un-mirror in space, and swap L/R channels: a mirrored patient's left is our right
             probs = (probs + torch.flip(mirrored, dims=[-1])[:, self._swap]) / 2.0
         return probs
+
+    def _warn_if_body_outside(self, hu: np.ndarray, box: CropBox, pixel_mm: tuple[float, ...]) -> None:
+        """Say so when the crop the model was trained with cuts the body: nothing outside is contoured."""
+        body = body_bounding_box(hu, self.preprocessor.cfg.body_threshold_hu)
+        if body is None:
+            return
+        ymin, ymax, xmin, xmax = body
+        if ymin >= box.y0 and xmin >= box.x0 and ymax < box.y0 + box.height and xmax < box.x0 + box.width:
+            return
+        log.warning(
+            "the body is %.0f x %.0f mm but the model sees a %d x %d pixel crop (%.0f x %.0f mm): "
+            "nothing outside it is contoured; check lateral structures (femoral heads) on review",
+            (ymax - ymin + 1) * pixel_mm[0], (xmax - xmin + 1) * pixel_mm[1], box.height, box.width,
+            box.height * pixel_mm[0], box.width * pixel_mm[1],
+        )
 
     def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
         """Masks of every structure of the checkpoint, on the volume's own grid."""
@@ -111,6 +130,7 @@ class Predictor:
         if hu.shape[0] == 0:
             raise InputError("the CT volume has no slices")
         box = self.preprocessor.crop_box(hu)
+        self._warn_if_body_outside(hu, box, geometry.spacing[1:])
         spec = self.metadata.output
         decoded: dict[str, np.ndarray] = {}
         previous_threads = torch.get_num_threads()
