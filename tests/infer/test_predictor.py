@@ -78,3 +78,17 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(CervsegError, match=str(tmp_path / "nope")):
         Predictor.from_checkpoint(tmp_path / "nope")
+
+
+def test_body_wider_than_the_crop_is_reported(checkpoint: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The fixture model sees 32x32 pixels: a 40-column body loses its sides, and the user is told."""
+    predictor = Predictor.from_checkpoint(checkpoint)
+    with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
+        predictor.predict(_volume(HFS), show_progress=False)
+    assert "body is 34 x 44 mm but the model sees a 32 x 32 pixel crop (38 x 35 mm)" in caplog.text
+    caplog.clear()
+    narrow = np.full(HFS.shape, -1000.0, np.float32)
+    narrow[:, 8:30, 10:38] = 40.0
+    with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
+        predictor.predict(Volume(narrow, HFS), show_progress=False)
+    assert "pixel crop" not in caplog.text
