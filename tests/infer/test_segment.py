@@ -11,7 +11,8 @@ import pytest
 
 from cervseg.dicom.patient import read_patient
 from cervseg.dicom.series_write import write_ct_series
-from cervseg.errors import GeometryError, InputError
+from cervseg.dicom import rtstruct_write
+from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.infer.segment import segment_series
 from cervseg.volume import Geometry, SeriesInfo, Volume
 from tests.conftest import require_tool
@@ -94,3 +95,13 @@ def test_refusals_leave_no_output(ct_folder: Path, checkpoint: Path, tmp_path: P
     with pytest.raises(GeometryError, match="missing"):
         segment_series(broken, tmp_path / "out2", model=checkpoint)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_fragmented_prediction_refused_with_no_output(
+    ct_folder: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prediction too fragmented to be anatomy stops the job: no RTSTRUCT, no NIfTI, no staging."""
+    monkeypatch.setattr(rtstruct_write, "MAX_CONTOURS_PER_ROI", 1)  # the tiny model's masks exceed it
+    with pytest.raises(StructureError, match="more than 1 contours.*nothing written"):
+        segment_series(ct_folder, tmp_path / "out", model=checkpoint, nifti=True)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -202,12 +202,14 @@ def build_rtstruct(
     structure_set_name: str | None = None,
     roi_generation_algorithm: str = "AUTOMATIC",
     algorithm_name: str | None = None,
-    max_contours_per_roi: int = MAX_CONTOURS_PER_ROI,
+    max_contours_per_roi: int | None = None,
 ) -> Dataset:
     """The RT Structure Set dataset (with file meta) for ``labels`` on ``volume``'s CT series.
 
     ROI names are the LabelMap's keys; colour and RT ROI Interpreted Type come from the
     catalogue (grey and an empty type, meaning "unknown", for names it does not know).
+    A ROI of more than ``max_contours_per_roi`` (default MAX_CONTOURS_PER_ROI) contours is
+    refused with a StructureError naming it.
     """
     _check(labels, volume, label, roi_generation_algorithm)
     catalogue = catalogue or Catalogue.builtin()
@@ -251,7 +253,7 @@ def build_rtstruct(
     longest = 0  # bytes of the longest ContourData value
     for name in progress(list(labels), "writing contours"):
         try:
-            contours = mask_to_contours(labels[name], geometry, max_contours=max_contours_per_roi)
+            contours = mask_to_contours(labels[name], geometry, max_contours=max_contours_per_roi or MAX_CONTOURS_PER_ROI)
         except StructureError as exc:
             raise StructureError(f"structure '{name}': {exc}: a fragmented mask, not anatomy; nothing written") from None
         if not contours:
