@@ -2,7 +2,8 @@
 
 Prints wall time, seconds per slice and peak memory for the built-in model and for each
 architecture at its published width (untrained weights: speed depends on the
-architecture, not on the values of the weights). Each model runs in a fresh process so
+architecture, not on the values of the weights; an untrained network may predict
+speckle, which `segment` refuses to write, and then the network pass is timed alone). Each model runs in a fresh process so
 that peak memory is its own. Figures, never assertions: these machines are noisy.
 
 Usage:
@@ -73,6 +74,8 @@ def measure_one(ct: Path, model: str, threads: int, repeat: int) -> dict:
     """Run the segment job ``repeat`` times in this process; the best wall time counts."""
     import torch
 
+    from cervseg.dicom.series import read_ct_series
+    from cervseg.errors import StructureError
     from cervseg.infer.builtin import builtin_model_path
     from cervseg.infer.predictor import Predictor
     from cervseg.infer.segment import segment_series
@@ -86,7 +89,18 @@ def measure_one(ct: Path, model: str, threads: int, repeat: int) -> dict:
         for i in range(repeat):
             t = time.perf_counter()
             predictor = Predictor.from_checkpoint(path, threads=threads)
-            result = segment_series(ct, Path(tmp) / f"out{i}", predictor=predictor)
+            try:
+                result = segment_series(ct, Path(tmp) / f"out{i}", predictor=predictor)
+            except StructureError as exc:
+                # untrained weights may predict speckle, which segment refuses to write:
+                # report the time to the refusal and the network pass on its own
+                refused = time.perf_counter() - t
+                t = time.perf_counter()
+                predictor.predict(read_ct_series(ct), show_progress=False)
+                return {"model": model, "params": sum(p.numel() for p in predictor.model.parameters()),
+                        "seconds": round(refused, 2), "s_per_slice": round(refused / SLICES, 4),
+                        "predict_s": round(time.perf_counter() - t, 2), "refused": str(exc),
+                        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)}
             times.append(time.perf_counter() - t)
             predict.append(result.timings["predict"])
         params = sum(p.numel() for p in predictor.model.parameters())
@@ -122,6 +136,8 @@ def main() -> int:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{r['model']:<16}{r['params']:>12,}{r['seconds']:>9.2f}{r['s_per_slice']:>9.3f}"
                   f"{r['predict_s']:>9.2f}{r['peak_mb']:>9}")
+            if "refused" in r:
+                print(f"{'':<16}refused to write (model s = network pass alone): {r['refused']}")
     return 0
 
 
