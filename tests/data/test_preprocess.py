@@ -57,6 +57,24 @@ def test_body_box_ignores_couch_and_crop_is_centred_on_body():
     assert abs(rows[0] - (47 - rows[-1])) <= 1 and abs(cols[0] - (47 - cols[-1])) <= 1
 
 
+def test_body_box_leaves_out_a_couch_shell_touching_the_back():
+    # a patient lying off the couch centre on a thin couch top that touches the skin: the
+    # box (and the crop centre, and the femoral-head midline after it) must be the body's
+    img = np.full((64, 120), AIR_HU, dtype=np.int16)
+    img[_ellipse(img.shape, 30, 50, 12, 20)] = 40  # body: rows 18..42, cols 30..70
+    img[42:44, 5:115] = 300  # couch shell, 2 px thick, its top row inside the body's lowest row
+    for array in (img, np.stack([img, img])):
+        ymin, ymax, xmin, xmax = body_bounding_box(array, -500)
+        # sideways exactly the body; below it, at most the one couch row fused with the skin
+        assert (ymin, xmin, xmax) == (18, 30, 70) and ymax in (42, 43)
+
+
+def test_body_box_of_a_body_thinner_than_the_opening_is_still_found():
+    img = np.full((20, 20), AIR_HU, dtype=np.int16)
+    img[8:11, 5:15] = 40  # 3 px thick: the opening removes all of it
+    assert body_bounding_box(img, -500) == (8, 10, 5, 14)
+
+
 def test_crop_pads_with_air_when_larger_than_image():
     img = np.zeros((2, 20, 30), dtype=np.int16)
     img[:, 5:15, 10:20] = 100

@@ -24,6 +24,7 @@ from cervseg.volume import Geometry
 log = logging.getLogger(__name__)
 
 AIR_HU = -1024.0
+BODY_OPENING_PIXELS = 2  # removes couch shells and wires up to ~4 px thick from the body outline
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def body_bounding_box(hu: np.ndarray, threshold: float) -> tuple[int, int, int, 
 
     The body is the largest connected region above ``threshold`` HU in the axial
     projection of the whole volume (a 2D array is one slice), which leaves out the couch
-    and small detached objects.
+    and small detached objects. The projection is first opened by a few pixels: a couch
+    top's thin shell touches the patient's back and would otherwise join the body and
+    widen it to the couch (moving the crop centre and the midline that sides the femoral
+    heads). Nothing four pixels thick or thinner survives the opening.
     """
     arr = np.asarray(hu)
     mask = arr > threshold
@@ -109,6 +113,9 @@ def body_bounding_box(hu: np.ndarray, threshold: float) -> tuple[int, int, int, 
         mask = mask.any(axis=0)
     if not mask.any():
         return None
+    opened = ndimage.binary_opening(mask, iterations=BODY_OPENING_PIXELS)
+    if opened.any():
+        mask = opened
     labels, count = ndimage.label(mask)
     if count > 1:
         sizes = np.bincount(labels.ravel())
