@@ -85,7 +85,8 @@ def test_body_wider_than_the_crop_is_reported(checkpoint: Path, caplog: pytest.L
     predictor = Predictor.from_checkpoint(checkpoint)
     with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
         predictor.predict(_volume(HFS), show_progress=False)
-    assert "body is 34 x 44 mm but the model sees a 32 x 32 pixel crop (38 x 35 mm)" in caplog.text
+    # body columns 4..43, crop columns 8..39: 4 px x 1.1 mm outside on each side; rows fit
+    assert "32 x 32 pixel crop (38 x 35 mm) leaves out up to 4 mm right, 4 mm left of the body" in caplog.text
     caplog.clear()
     narrow = np.full(HFS.shape, -1000.0, np.float32)
     narrow[:, 8:30, 10:38] = 40.0

@@ -107,18 +107,29 @@ class Predictor:
         return probs
 
     def _warn_if_body_outside(self, hu: np.ndarray, box: CropBox, pixel_mm: tuple[float, ...]) -> None:
-        """Say so when the crop the model was trained with cuts the body: nothing outside is contoured."""
+        """Say so when the crop the model was trained with cuts the body: nothing outside is contoured.
+
+        ``hu`` is in the canonical (HFS-like) layout, so low columns are the patient's right
+        and low rows anterior; the margins are named in patient terms for the reviewer.
+        """
         body = body_bounding_box(hu, self.preprocessor.cfg.body_threshold_hu)
         if body is None:
             return
         ymin, ymax, xmin, xmax = body
-        if ymin >= box.y0 and xmin >= box.x0 and ymax < box.y0 + box.height and xmax < box.x0 + box.width:
+        row_mm, col_mm = float(pixel_mm[0]), float(pixel_mm[1])
+        outside_mm = {
+            "right": (box.x0 - xmin) * col_mm,
+            "left": (xmax - (box.x0 + box.width - 1)) * col_mm,
+            "anterior": (box.y0 - ymin) * row_mm,
+            "posterior": (ymax - (box.y0 + box.height - 1)) * row_mm,
+        }
+        cut = [f"{mm:.0f} mm {side}" for side, mm in outside_mm.items() if mm > 0]
+        if not cut:
             return
         log.warning(
-            "the body is %.0f x %.0f mm but the model sees a %d x %d pixel crop (%.0f x %.0f mm): "
-            "nothing outside it is contoured; check lateral structures (femoral heads) on review",
-            (ymax - ymin + 1) * pixel_mm[0], (xmax - xmin + 1) * pixel_mm[1], box.height, box.width,
-            box.height * pixel_mm[0], box.width * pixel_mm[1],
+            "the model's %d x %d pixel crop (%.0f x %.0f mm) leaves out up to %s of the body: "
+            "nothing there is contoured; check lateral structures (femoral heads) on review",
+            box.height, box.width, box.height * row_mm, box.width * col_mm, ", ".join(cut),
         )
 
     def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
