@@ -1,0 +1,70 @@
+"""The built-in model shipped in the package: small, labelled phantom-only, and it contours.
+
+These run the real shipped weights on a default-preset phantom the model never saw: what
+`make demo` and `cervseg segment` without `--model` rely on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cervseg.infer.builtin import builtin_model_path
+from cervseg.infer.postprocess import body_midline_x, postprocess
+from cervseg.infer.predictor import Predictor
+from cervseg.infer.segment import postprocess_rules
+from cervseg.metrics.overlap import dice
+from cervseg.models.checkpoint import read_metadata
+from cervseg.phantom.generator import generate_patient
+from cervseg.structures import load_template
+from cervseg.volume import LabelMap, Volume
+from tests.dicom.support import reorient
+
+REPO = Path(__file__).resolve().parents[2]
+UNSEEN_SEED = 7  # the demo's patient; the training cohort is seed 2026's
+
+
+def test_builtin_model_is_small_and_says_it_is_for_phantoms_only() -> None:
+    folder = builtin_model_path()
+    size_mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    assert size_mb < 20
+    meta = read_metadata(folder)
+    summary = meta.training_summary
+    assert "phantoms" in summary["description"] and "NOT for clinical use" in summary["description"]
+    assert "preset default" in summary["description"]
+    assert (REPO / summary["recipe"]).is_file(), "the recipe that made the weights is committed"
+    assert list(meta.structures) == list(load_template("cervix").structures)
+
+
+@pytest.fixture(scope="module")
+def unseen_patient() -> tuple[Volume, LabelMap]:
+    return generate_patient(UNSEEN_SEED, "default")
+
+
+def _contour(volume: Volume) -> LabelMap:
+    """What `cervseg segment` does between reading the CT and writing the RTSTRUCT."""
+    predictor = Predictor.from_checkpoint(builtin_model_path())
+    raw = predictor.predict(volume, show_progress=False)
+    return postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
+
+
+@pytest.mark.parametrize("position", ["HFS", "FFS"])
+def test_builtin_model_contours_an_unseen_phantom_on_the_right_sides(
+    unseen_patient: tuple[Volume, LabelMap], position: str
+) -> None:
+    volume, truth = unseen_patient
+    if position != "HFS":  # the same patient as a feet-first scanner stores it: left is still left
+        volume = reorient(volume, position)
+        truth = LabelMap(volume.geometry, {
+            name: reorient(Volume(mask.astype(np.uint8), truth.geometry), position).array.astype(bool)
+            for name, mask in truth.items()
+        })
+    labels = _contour(volume)
+    assert set(labels) == set(load_template("cervix").structures)
+    for name in ("Femur_Head_L", "Femur_Head_R", "BoneMarrow", "SpinalCord", "Bladder"):
+        assert dice(labels[name], truth[name]) >= 0.8, name
+    # a head on the wrong side would overlap the other side's truth: none may
+    assert not np.any(labels["Femur_Head_L"] & truth["Femur_Head_R"])
+    assert not np.any(labels["Femur_Head_R"] & truth["Femur_Head_L"])
