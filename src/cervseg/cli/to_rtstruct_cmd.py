@@ -71,3 +71,4 @@ def to_rtstruct(
     volume = read_ct_series(dicom, series)
     labels = canonical_labels(read_labels(masks, volume.geometry), catalogue)
     write_rtstruct(labels, volume, out, catalogue=catalogue)
+    log.info("wrote %s", out)

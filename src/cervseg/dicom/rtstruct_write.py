@@ -339,5 +339,6 @@ def write_rtstruct(
     out_file = Path(out_file)
     with atomic_file(out_file) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-    log.info("wrote %s (%d ROIs)", out_file, len(ds.StructureSetROISequence))
+    # DEBUG: callers that stage files (segment, demo) log the final path themselves
+    log.debug("wrote %s (%d ROIs)", out_file, len(ds.StructureSetROISequence))
     return out_file
