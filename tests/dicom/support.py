@@ -261,6 +261,30 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
+# ---------------------------------------------------------------- independent readers
+
+
+def assert_rtstruct_valid_and_read_alike(rtstruct: Path, ct_folder: Path, labels, work: Path) -> None:
+    """dciodvfy finds no Error in ``rtstruct``, and plastimatch rasterises every non-empty
+    structure of ``labels`` (a LabelMap on the CT's grid) back with Dice >= 0.99."""
+    from tests.conftest import require_tool
+
+    dciodvfy = require_tool("dciodvfy")
+    plastimatch = require_tool("plastimatch")
+    report = subprocess.run([dciodvfy, str(rtstruct)], capture_output=True, text=True)
+    assert [ln for ln in (report.stdout + report.stderr).splitlines() if "Error" in ln] == []
+    prefix = work / "plastimatch"
+    subprocess.run(
+        [plastimatch, "convert", "--xor-contours", "--input", str(rtstruct), "--referenced-ct",
+         str(ct_folder), "--output-prefix", str(prefix), "--prefix-format", "nii.gz"],
+        check=True, capture_output=True,
+    )
+    for name, mask in labels.items():
+        if mask.any():
+            theirs = nifti_to_grid(prefix / f"{name}.nii.gz", labels.geometry).astype(bool)
+            assert dice(theirs, mask) >= 0.99, name
+
+
 # ---------------------------------------------------------------- real-case session fixtures
 
 

@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cervseg.dicom.series_write import write_ct_series
 from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
-from cervseg.infer.segment import postprocess_rules
+from cervseg.infer.segment import postprocess_rules, segment_series
 from cervseg.metrics.overlap import dice
 from cervseg.models.checkpoint import read_metadata
 from cervseg.phantom.generator import generate_patient
 from cervseg.structures import load_template
 from cervseg.volume import LabelMap, Volume
-from tests.dicom.support import reorient
+from tests.dicom.support import assert_rtstruct_valid_and_read_alike, reorient
 
 REPO = Path(__file__).resolve().parents[2]
 UNSEEN_SEED = 7  # the demo's patient; the training cohort is seed 2026's
@@ -68,3 +69,16 @@ def test_builtin_model_contours_an_unseen_phantom_on_the_right_sides(
     # a head on the wrong side would overlap the other side's truth: none may
     assert not np.any(labels["Femur_Head_L"] & truth["Femur_Head_R"])
     assert not np.any(labels["Femur_Head_R"] & truth["Femur_Head_L"])
+
+
+@pytest.mark.external
+def test_builtin_rtstruct_of_real_anatomy_passes_dciodvfy_and_plastimatch(
+    unseen_patient: tuple[Volume, LabelMap], tmp_path: Path
+) -> None:
+    """The shipped model's contours (many polygons, holes) as a planning system reads them."""
+    volume, _ = unseen_patient
+    ct = tmp_path / "CT"
+    write_ct_series(volume, ct)
+    result = segment_series(ct, tmp_path / "out")
+    assert set(result.labels) == set(load_template("cervix").structures)
+    assert_rtstruct_valid_and_read_alike(result.rtstruct, ct, result.labels, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ from cervseg.dicom import rtstruct_write
 from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.infer.segment import segment_series
 from cervseg.volume import Geometry, SeriesInfo, Volume
-from tests.conftest import require_tool
-from tests.dicom.support import dice, nifti_to_grid
+from tests.dicom.support import assert_rtstruct_valid_and_read_alike, dice
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +63,8 @@ def _with_rtstruct(ct_folder: Path, rtstruct: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.external
 def test_rtstruct_from_segment_passes_dciodvfy_and_plastimatch(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
-    dciodvfy = require_tool("dciodvfy")
-    require_tool("plastimatch")
     result = segment_series(ct_folder, tmp_path / "out", model=checkpoint)
-    report = subprocess.run([dciodvfy, str(result.rtstruct)], capture_output=True, text=True)
-    assert [ln for ln in (report.stdout + report.stderr).splitlines() if "Error" in ln] == []
-    prefix = tmp_path / "pm"
-    subprocess.run(
-        ["plastimatch", "convert", "--xor-contours", "--input", str(result.rtstruct), "--referenced-ct",
-         str(ct_folder), "--output-prefix", str(prefix), "--prefix-format", "nii.gz"],
-        check=True, capture_output=True,
-    )
-    for name in (n for n in result.labels if result.labels[n].any()):
-        theirs = nifti_to_grid(prefix / f"{name}.nii.gz", result.volume.geometry).astype(bool)
-        assert dice(theirs, result.labels[name]) >= 0.99, name
+    assert_rtstruct_valid_and_read_alike(result.rtstruct, ct_folder, result.labels, tmp_path)
 
 
 def test_refusals_leave_no_output(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
