@@ -22,7 +22,8 @@ def test_help_has_an_example() -> None:
 
 
 def test_segment_writes_rtstruct_named_by_series(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
-    result = _run("segment", "--dicom", str(ct_folder), "--out", str(tmp_path / "out"), "--model", str(checkpoint))
+    result = _run("segment", "--dicom", str(ct_folder), "--out", str(tmp_path / "out"), "--model", str(checkpoint),
+                  "--threads", "1")
     assert result.returncode == 0, result.stderr
     written = list((tmp_path / "out").iterdir())
     assert len(written) == 1 and written[0].name.startswith("RS_") and written[0].suffix == ".dcm"

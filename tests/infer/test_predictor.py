@@ -93,3 +93,18 @@ def test_body_wider_than_the_crop_is_reported(checkpoint: Path, caplog: pytest.L
     with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
         predictor.predict(Volume(narrow, HFS), show_progress=False)
     assert "pixel crop" not in caplog.text
+
+
+def test_threads_apply_to_the_network_pass_and_are_restored(checkpoint: Path) -> None:
+    """A shared contouring node limits the model to its share of cores; others keep theirs."""
+    predictor = Predictor.from_checkpoint(checkpoint, threads=1)
+    seen: list[int] = []
+    predictor.model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor.predict(_volume(HFS), show_progress=False)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -35,6 +35,9 @@ def segment(
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (about 2x slower)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Slices per forward pass."),
     names: Optional[Path] = typer.Option(None, "--names", help="YAML names file adding ROI synonyms."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="CPU threads for the model (default: every core this process may use)."
+    ),
 ) -> None:
     segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
-                   flip_tta=tta, batch_size=batch_size, names_file=names)
+                   flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads)

@@ -66,8 +66,12 @@ def segment_series(
     batch_size: int = 8,
     names_file: Path | None = None,
     predictor: Predictor | None = None,
+    threads: int | None = None,
 ) -> SegmentResult:
-    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ NIfTI, SEG) into ``out``."""
+    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ NIfTI, SEG) into ``out``.
+
+    ``threads``: PyTorch intra-op threads (default: every core this process may use).
+    """
     dicom, out = Path(dicom), Path(out)
     ensure_not_inside(out, dicom)
     timings: dict[str, float] = {}
@@ -76,7 +80,9 @@ def segment_series(
     timings["read"] = time.perf_counter() - start
 
     t = time.perf_counter()
-    predictor = predictor or Predictor.from_checkpoint(model or builtin_model_path(), flip_tta=flip_tta, batch_size=batch_size)
+    predictor = predictor or Predictor.from_checkpoint(
+        model or builtin_model_path(), flip_tta=flip_tta, batch_size=batch_size, threads=threads
+    )
     timings["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
     raw = predictor.predict(volume)
