@@ -95,8 +95,9 @@ def measure_one(ct: Path, model: str, threads: int, repeat: int) -> dict:
                 # untrained weights may predict speckle, which segment refuses to write:
                 # report the time to the refusal and the network pass on its own
                 refused = time.perf_counter() - t
+                volume = read_ct_series(ct)
                 t = time.perf_counter()
-                predictor.predict(read_ct_series(ct), show_progress=False)
+                predictor.predict(volume, show_progress=False)
                 return {"model": model, "params": sum(p.numel() for p in predictor.model.parameters()),
                         "seconds": round(refused, 2), "s_per_slice": round(refused / SLICES, 4),
                         "predict_s": round(time.perf_counter() - t, 2), "refused": str(exc),

@@ -13,9 +13,8 @@ import pytest
 
 from cervseg.dicom.series_write import write_ct_series
 from cervseg.infer.builtin import builtin_model_path
-from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
-from cervseg.infer.segment import postprocess_rules, segment_series
+from cervseg.infer.segment import contour_volume, segment_series
 from cervseg.metrics.overlap import dice
 from cervseg.models.checkpoint import read_metadata
 from cervseg.phantom.generator import generate_patient
@@ -24,7 +23,7 @@ from cervseg.volume import LabelMap, Volume
 from tests.dicom.support import assert_rtstruct_valid_and_read_alike, reorient
 
 REPO = Path(__file__).resolve().parents[2]
-UNSEEN_SEED = 7  # the demo's patient; the training cohort is seed 2026's
+UNSEEN_SEED = 7  # a patient seed outside the training cohort (cohort seed 2026)
 
 
 def test_builtin_model_is_small_and_says_it_is_for_phantoms_only() -> None:
@@ -46,9 +45,7 @@ def unseen_patient() -> tuple[Volume, LabelMap]:
 
 def _contour(volume: Volume) -> LabelMap:
     """What `cervseg segment` does between reading the CT and writing the RTSTRUCT."""
-    predictor = Predictor.from_checkpoint(builtin_model_path())
-    raw = predictor.predict(volume, show_progress=False)
-    return postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
+    return contour_volume(Predictor.from_checkpoint(builtin_model_path()), volume, show_progress=False)
 
 
 @pytest.mark.parametrize("position", ["HFS", "FFS"])

@@ -65,6 +65,23 @@ def test_boxed_steps_match_whole_volume_scipy() -> None:
         assert np.array_equal(drop_small_islands(mask, 30), np.isin(labels, np.flatnonzero(sizes >= 30)))
         filled = np.stack([ndimage.binary_fill_holes(m) for m in mask])
         assert np.array_equal(fill_holes_per_slice(mask), filled)
+    # masks well inside the volume (box offset on every axis): a ring with a hole, a C open
+    # towards the box's edge (its notch must stay open), an island, and speckle
+    for trial in range(4):
+        mask = np.zeros((12, 50, 60), bool)
+        sub = ndimage.gaussian_filter(rng.random((6, 20, 25)), 1.2)
+        mask[3:9, 12:32, 20:45] = sub > np.quantile(sub, 0.7)
+        mask[4, 14:24, 22:32] = True
+        mask[4, 17:21, 25:29] = False  # hole
+        mask[6, 14:24, 20:30] = True
+        mask[6, 17:21, 20:27] = False  # C open at the box's low-x edge
+        mask[7, 40:43, 50:53] = trial % 2 == 0  # island far from the rest
+        labels, count = ndimage.label(mask, structure=full)
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        assert np.array_equal(keep_largest_component(mask), labels == np.argmax(sizes))
+        assert np.array_equal(drop_small_islands(mask, 12), np.isin(labels, np.flatnonzero(sizes >= 12)))
+        assert np.array_equal(fill_holes_per_slice(mask), np.stack([ndimage.binary_fill_holes(m) for m in mask]))
     empty = np.zeros((3, 5, 5), bool)
     assert not keep_largest_component(empty).any() and not fill_holes_per_slice(empty).any()
 

@@ -88,6 +88,13 @@ def test_fragmented_prediction_refused_with_no_output(
 ) -> None:
     """A prediction too fragmented to be anatomy stops the job: no RTSTRUCT, no NIfTI, no staging."""
     monkeypatch.setattr(rtstruct_write, "MAX_CONTOURS_PER_ROI", 1)  # the tiny model's masks exceed it
-    with pytest.raises(StructureError, match="more than 1 contours.*nothing written"):
+    with pytest.raises(StructureError, match=r"more than 1 contours by the slice at z = -?\d+\.\d mm.*nothing written"
+                       r".*suit this CT"):
         segment_series(ct_folder, tmp_path / "out", model=checkpoint, nifti=True)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists(), "the folder the job made is gone with it"
+    mine = tmp_path / "existing"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(StructureError):
+        segment_series(ct_folder, mine, model=checkpoint)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"], "a user's folder keeps what it had, and no more"

@@ -105,7 +105,9 @@ def mask_to_contours(
             idx = np.column_stack([np.full(len(poly), float(k)), poly])
             contours.append(SliceContour(int(k), geometry.index_to_lps(idx)))
         if max_contours is not None and len(contours) > max_contours:
+            z_mm = float(geometry.index_to_lps(np.asarray([[float(k), 0.0, 0.0]]))[0, 2])
             raise StructureError(
-                f"the mask breaks into more than {max_contours} contours by slice {k + 1} of {mask.shape[0]}"
+                f"the mask breaks into more than {max_contours} contours by the slice at z = {z_mm:.1f} mm "
+                f"({k + 1} of {mask.shape[0]} along the slice normal)"
             )
     return contours

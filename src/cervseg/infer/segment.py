@@ -20,6 +20,7 @@ import cervseg
 from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.seg_write import write_seg
 from cervseg.dicom.series import read_ct_series
+from cervseg.errors import StructureError
 from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
@@ -54,6 +55,12 @@ def postprocess_rules(predictor: Predictor) -> dict[str, dict]:
     return {k: v for k, v in template.postprocess.items() if k in predictor.structures}
 
 
+def contour_volume(predictor: Predictor, volume: Volume, show_progress: bool = True) -> LabelMap:
+    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x."""
+    raw = predictor.predict(volume, show_progress=show_progress)
+    return postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
+
+
 def segment_series(
     dicom: Path,
     out: Path,
@@ -85,23 +92,26 @@ def segment_series(
     )
     timings["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw = predictor.predict(volume)
-    labels = postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
+    labels = contour_volume(predictor, volume)
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
     uid = volume.series.series_instance_uid
     catalogue = Catalogue.builtin(names_file)
     description = f"AUTOMATIC contours by cervseg {cervseg.__version__}, model {predictor.model_description}. Review before use."
+    created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".cervseg-", suffix=".partial", dir=out))
     try:
         names = [f"RS_{uid}.dcm"]
-        write_rtstruct(
-            labels, volume, staging / names[0], catalogue=catalogue, label="cervseg AUTO",
-            description=description, series_description="cervseg automatic contours",
-            roi_generation_algorithm="AUTOMATIC", algorithm_name=f"cervseg {predictor.metadata.model_name}",
-        )
+        try:
+            write_rtstruct(
+                labels, volume, staging / names[0], catalogue=catalogue, label="cervseg AUTO",
+                description=description, series_description="cervseg automatic contours",
+                roi_generation_algorithm="AUTOMATIC", algorithm_name=f"cervseg {predictor.metadata.model_name}",
+            )
+        except StructureError as exc:
+            raise StructureError(f"{exc} (does model {predictor.metadata.model_name} suit this CT?)") from None
         if seg:
             names.append(f"SEG_{uid}.dcm")
             write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
@@ -116,8 +126,12 @@ def segment_series(
                 shutil.rmtree(target)
             os.replace(staging / name, target)
             outputs.append(target)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created_out and not any(out.iterdir()):
+            out.rmdir()  # a refused job leaves no trace, not even the folder it made
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     log.info(
