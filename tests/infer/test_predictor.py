@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cervseg.config import PreprocessConfig
-from cervseg.data.preprocess import CropBox, Preprocessor
+from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box
 from cervseg.infer.predictor import Predictor, _swap_pairs
 from cervseg.volume import Geometry, Volume, flip_array
 from tests.infer.conftest import STRUCTURES
@@ -91,7 +91,7 @@ def test_body_wider_than_the_crop_is_reported(checkpoint: Path, caplog: pytest.L
     # a crop shifted to the patient's left cuts only the right side: the side is named right
     shifted = CropBox(4, 12, 32, 32, HFS.shape[1:])
     with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
-        predictor._warn_if_body_outside(_volume(HFS).array, shifted, HFS.spacing[1:])
+        predictor._warn_if_body_outside(body_bounding_box(_volume(HFS).array, -500), shifted, HFS.spacing[1:])
     assert "leaves out up to 9 mm right of the body" in caplog.text
     caplog.clear()
     narrow = np.full(HFS.shape, -1000.0, np.float32)

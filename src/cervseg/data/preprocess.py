@@ -128,16 +128,21 @@ def body_bounding_box(hu: np.ndarray, threshold: float) -> tuple[int, int, int, 
 
 def crop_box_for(hu: np.ndarray, cfg: PreprocessConfig) -> CropBox:
     """The crop window of ``cfg.crop_size`` centred on the body's bounding box (whole image when None)."""
-    shape = tuple(int(s) for s in np.asarray(hu).shape[-2:])
+    body = body_bounding_box(hu, cfg.body_threshold_hu) if cfg.crop_size is not None else None
+    return crop_box_around(body, np.asarray(hu).shape[-2:], cfg)
+
+
+def crop_box_around(body: tuple[int, int, int, int] | None, shape: Iterable[int], cfg: PreprocessConfig) -> CropBox:
+    """``crop_box_for`` given the body box already found (the predictor also reports on it)."""
+    shape = tuple(int(s) for s in shape)
     if cfg.crop_size is None:
         return CropBox(0, 0, shape[0], shape[1], shape)  # type: ignore[arg-type]
     size = int(cfg.crop_size)
-    bbox = body_bounding_box(hu, cfg.body_threshold_hu)
-    if bbox is None:
+    if body is None:
         log.warning("no voxel above %.0f HU: centring the crop on the image", cfg.body_threshold_hu)
         cy, cx = shape[0] / 2.0, shape[1] / 2.0
     else:
-        ymin, ymax, xmin, xmax = bbox
+        ymin, ymax, xmin, xmax = body
         cy, cx = (ymin + ymax + 1) / 2.0, (xmin + xmax + 1) / 2.0
     y0 = int(np.floor(cy - size / 2.0 + 0.5))
     x0 = int(np.floor(cx - size / 2.0 + 0.5))

@@ -119,12 +119,16 @@ def body_midline_x(volume: Volume, threshold_hu: float = -500.0) -> float | None
     Why: the midline that separates the femoral heads is the patient's, not the image's;
     a patient lying off the table centre would otherwise lose a head to the other side.
     """
-    box = body_bounding_box(volume.array, threshold_hu)
+    return midline_x_of_box(body_bounding_box(volume.array, threshold_hu), volume.geometry)
+
+
+def midline_x_of_box(box: tuple[int, int, int, int] | None, geometry: Geometry) -> float | None:
+    """Patient x (LPS mm) of the centre of a body box (body_bounding_box) on ``geometry``'s grid."""
     if box is None:
         return None
     ymin, ymax, xmin, xmax = box
-    centre = [(volume.geometry.shape[0] - 1) / 2.0, (ymin + ymax) / 2.0, (xmin + xmax) / 2.0]
-    return float(volume.geometry.index_to_lps(np.asarray([centre]))[0, 0])
+    centre = [(geometry.shape[0] - 1) / 2.0, (ymin + ymax) / 2.0, (xmin + xmax) / 2.0]
+    return float(geometry.index_to_lps(np.asarray([centre]))[0, 0])
 
 
 def assign_femoral_heads_by_side(labels: LabelMap, midline_x: float | None = None) -> None:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from cervseg.config import PreprocessConfig
-from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box
+from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box, crop_box_around
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.outputs import split_femoral_heads, to_probabilities
-from cervseg.infer.postprocess import body_midline_x
+from cervseg.infer.postprocess import midline_x_of_box
 from cervseg.progress import progress
 from cervseg.volume import LabelMap, Volume, flip_array
 
@@ -106,15 +106,13 @@ class Predictor:
             probs = (probs + torch.flip(mirrored, dims=[-1])[:, self._swap]) / 2.0
         return probs
 
-    def _warn_if_body_outside(self, hu: np.ndarray, box: CropBox, pixel_mm: tuple[float, ...]) -> None:
+    @staticmethod
+    def _warn_if_body_outside(body: tuple[int, int, int, int], box: CropBox, pixel_mm: tuple[float, ...]) -> None:
         """Say so when the crop the model was trained with cuts the body: nothing outside is contoured.
 
-        ``hu`` is in the canonical (HFS-like) layout, so low columns are the patient's right
-        and low rows anterior; the margins are named in patient terms for the reviewer.
+        ``body`` (body_bounding_box) is in the canonical (HFS-like) layout, so low columns are
+        the patient's right and low rows anterior; the margins are named in patient terms.
         """
-        body = body_bounding_box(hu, self.preprocessor.cfg.body_threshold_hu)
-        if body is None:
-            return
         ymin, ymax, xmin, xmax = body
         row_mm, col_mm = float(pixel_mm[0]), float(pixel_mm[1])
         outside_mm = {
@@ -140,8 +138,10 @@ class Predictor:
         hu = np.ascontiguousarray(flip_array(volume.array, flips))
         if hu.shape[0] == 0:
             raise InputError("the CT volume has no slices")
-        box = self.preprocessor.crop_box(hu)
-        self._warn_if_body_outside(hu, box, geometry.spacing[1:])
+        body = body_bounding_box(hu, self.preprocessor.cfg.body_threshold_hu)  # once: crop and report
+        box = crop_box_around(body, hu.shape[-2:], self.preprocessor.cfg)
+        if body is not None:
+            self._warn_if_body_outside(body, box, geometry.spacing[1:])
         spec = self.metadata.output
         decoded: dict[str, np.ndarray] = {}
         previous_threads = torch.get_num_threads()
@@ -162,7 +162,7 @@ class Predictor:
             torch.set_num_threads(previous_threads)
         full = {name: self.preprocessor.restore(m, box, fill=0).astype(bool) for name, m in decoded.items()}
         if "Femur_Head" in full:
-            midline = body_midline_x(Volume(hu, canonical_geometry))
+            midline = midline_x_of_box(body, canonical_geometry)
             full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, midline))
         labels = LabelMap(geometry)
         for name in self.structures:
