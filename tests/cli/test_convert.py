@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.series_write import write_ct_series

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.data.cache import Cache
 from cervseg.metrics.overlap import dice

@@ -7,7 +7,6 @@ from pathlib import Path
 import pydicom
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.structures import load_template
 from tests.infer.conftest import checkpoint  # noqa: F401  (fixture)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.metrics.evaluate import GRADES, METRICS, SLICE_COLUMNS
 from cervseg.nifti import write_case
@@ -218,7 +217,6 @@ def test_template_scores_a_structure_the_prediction_lacks(tmp_path):
     write_case(volume, LabelMap(g, {"Bladder": m}), tmp_path / "pred")
     from typer.testing import CliRunner
 
-    import cervseg.cli.commands  # noqa: F401
     from cervseg.cli.main import app
 
     result = CliRunner().invoke(app, ["evaluate", "--reference", str(tmp_path / "ref"), "--prediction",

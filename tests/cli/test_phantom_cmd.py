@@ -6,7 +6,6 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.dicom.patient import read_patient
 

@@ -13,7 +13,6 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.dicom.rasterize import rasterize_roi
 from cervseg.dicom.rtstruct_read import read_rtstruct

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import cervseg.cli.commands  # noqa: F401  (registers the subcommands)
 from cervseg.cli.main import app
 from cervseg.models.checkpoint import load_checkpoint
 from tests.tiny_data import PHANTOM_CROP, build_phantom_cache

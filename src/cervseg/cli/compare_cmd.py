@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from cervseg.cli.evaluate_cmd import check_tolerance
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.errors import InputError
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
 from cervseg.report.runner import PredictionSet, Settings, write_comparison

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.dicom.patient import read_patient
 from cervseg.errors import InputError
 from cervseg.nifti import check_replaceable, write_case

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.data.cache import PatientRecord, build_cache, patient_folders
 from cervseg.errors import InputError, StructureError
 from cervseg.structures import Catalogue, Template, load_template

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.dicom.patient import read_patient
 from cervseg.infer.segment import segment_series
 from cervseg.metrics.overlap import dice

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.errors import InputError
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
 from cervseg.report.runner import PredictionSet, Settings, write_evaluation

@@ -1,12 +1,14 @@
 """The `cervseg` command: one thin module per subcommand, errors mapped to exit codes.
 
-Every subcommand is wrapped by `command()`, which turns a CervsegError (bad input) into one
-clear log line and exit code 2; usage errors get typer's own exit code 2.
+`build_app()` registers each subcommand listed in COMMANDS, wrapping it so that a
+CervsegError (bad input) becomes one clear log line and its exit code (2); usage errors get
+typer's own exit code 2.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from typing import Any, Callable
 
@@ -17,16 +19,20 @@ from cervseg.logs import configure
 
 log = logging.getLogger("cervseg")
 
-app = typer.Typer(
-    name="cervseg",
-    help="Auto-contouring of planning CT for cervical-cancer radiotherapy.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+# One line per subcommand: "module:function" under cervseg.cli, in the order --help lists them.
+COMMANDS = (
+    "convert_cmd:convert",
+    "to_rtstruct_cmd:to_rtstruct",
+    "demo_cmd:demo",
+    "dataset_cmd:dataset",
+    "train_cmd:train",
+    "segment_cmd:segment",
+    "evaluate_cmd:evaluate",
+    "compare_cmd:compare",
+    "phantom_cmd:phantom",
 )
 
 
-@app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
@@ -35,26 +41,41 @@ def _root(
     configure(verbose=verbose, quiet=quiet)
 
 
-def command(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a subcommand whose CervsegError becomes one line on stderr and exit code 2."""
+def exit_on_input_error(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A CervsegError from `func` becomes one line on stderr and the error's exit code."""
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kw: Any) -> Any:
-            try:
-                return func(*args, **kw)
-            except CervsegError as exc:
-                log.error("%s", " ".join(str(exc).split("\n")))
-                raise typer.Exit(exc.exit_code) from None
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        try:
+            return func(*args, **kw)
+        except CervsegError as exc:
+            log.error("%s", " ".join(str(exc).split("\n")))
+            raise typer.Exit(exc.exit_code) from None
 
-        app.command(name, **kwargs)(wrapper)
-        return func
+    return wrapper
 
-    return decorate
+
+def build_app() -> typer.Typer:
+    """The typer app with every subcommand of COMMANDS registered."""
+    app = typer.Typer(
+        name="cervseg",
+        help="Auto-contouring of planning CT for cervical-cancer radiotherapy.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    for entry in COMMANDS:
+        module_name, func_name = entry.split(":")
+        func = getattr(importlib.import_module(f"cervseg.cli.{module_name}"), func_name)
+        spec = func.cli_spec
+        app.command(spec.name, **spec.options)(exit_on_input_error(func))
+    return app
+
+
+app = build_app()
 
 
 def run() -> None:
     """Console-script entry point."""
-    from cervseg.cli import commands  # noqa: F401  (each module registers its command)
-
     app()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.errors import InputError
 from cervseg.phantom.cohort import write_cohort
 from cervseg.phantom.presets import PRESETS

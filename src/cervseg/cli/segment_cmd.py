@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.infer.segment import segment_series
 
 HELP = """Contour a CT series with a trained model and write DIR/RS_<SeriesInstanceUID>.dcm.

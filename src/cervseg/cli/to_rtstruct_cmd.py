@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.series import read_ct_series
 from cervseg.errors import InputError, StructureError

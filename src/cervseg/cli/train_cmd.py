@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.main import command
+from cervseg.cli.app import command
 from cervseg.config import load_config
 
 log = logging.getLogger(__name__)
