@@ -88,11 +88,15 @@ def _predict(model, x):
 
 def test_checkpoint_alone_reproduces_validation_dice(cache_dir, tmp_path):
     """From the checkpoint folder only: preprocessing, model, output mode -> the Dice the log reported,
-    recomputed per patient in 3-D with cervseg.metrics.overlap.dice on the CT's own grid."""
+    recomputed per patient in 3-D with cervseg.metrics.overlap.dice on the CT's own grid.
+
+    The Dice loss, not Dice+CE: with cross-entropy in the loss, ~100 steps can leave every
+    foreground probability below 0.5 (all Dice 0, so the comparison says nothing); the Dice loss
+    puts every structure above zero within the budget (margins in docs/testing.md)."""
     cfg = make_cfg(cache_dir, tmp_path / "run", epochs=5, max_steps_per_epoch=None,
-                   model={"name": "unet", "base_width": 8}, early_stopping_patience=5,
+                   model={"name": "unet", "base_width": 8}, early_stopping_patience=5, loss={"name": "dice"},
                    preprocess={"crop_size": PHANTOM_CROP, "context_slices": 1, "intensity": "zscore"},
-                   data={"empty_slice_fraction": 0.3}, optimizer={"lr": 0.03})
+                   data={"empty_slice_fraction": 0.3}, optimizer={"lr": 0.01})
     result = train(cfg)
     ck = load_checkpoint(result.checkpoint)
     meta = ck.metadata
@@ -112,7 +116,8 @@ def test_checkpoint_alone_reproduces_validation_dice(cache_dir, tmp_path):
         assert full.shape == vol.array.shape
         expected = dice(reference[name], full)
         assert row[f"dice_{name}"] == pytest.approx(expected, abs=1e-9), name
-    assert max(row[f"dice_{n}"] for n in masks) > 0.3  # it learnt something in ~70 steps
+    assert all(row[f"dice_{n}"] > 0 for n in masks)  # no 0 == 0 comparison
+    assert max(row[f"dice_{n}"] for n in masks) > 0.3  # it learnt something in ~100 steps
     # the log on disk holds the same curves
     with open(tmp_path / "run" / "log.csv") as fh:
         logged = list(csv.DictReader(fh))
