@@ -245,19 +245,22 @@ class JobStore:
             ).fetchall()
         return [Job.from_row(r) for r in rows]
 
-    def mark_purged(self, job_id: int) -> bool:
-        """Record the job's data as removed; True if its series may go too (nothing else needs it)."""
+    def series_still_needed(self, series_uid: str) -> bool:
+        """True while a job is queued or running for the series, or instances await a job."""
         with self._transaction() as db:
-            job = db.execute("SELECT series_uid FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            db.execute("UPDATE jobs SET purged = 1 WHERE id = ?", (job_id,))
-            busy = db.execute(
+            return db.execute(
                 "SELECT 1 FROM jobs WHERE series_uid = ? AND state IN ('queued', 'running') "
                 "UNION SELECT 1 FROM series WHERE series_uid = ? AND pending = 1",
-                (job[0], job[0]),
-            ).fetchone()
-            if busy is None:
-                db.execute("DELETE FROM series WHERE series_uid = ?", (job[0],))
-        return busy is None
+                (series_uid, series_uid),
+            ).fetchone() is not None
+
+    def mark_purged(self, job_id: int, series_removed: bool) -> None:
+        """Record the job's spool data as removed (and its series, if that went too)."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET purged = 1 WHERE id = ?", (job_id,))
+            if series_removed:
+                db.execute("DELETE FROM series WHERE series_uid = (SELECT series_uid FROM jobs WHERE id = ?)",
+                           (job_id,))
 
 
 class _Transaction:

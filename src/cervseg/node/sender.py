@@ -8,6 +8,7 @@ send counts as delivered only when the peer answers with a success or warning st
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class SendOutcome:
 
 def send_once(path: Path, destination: DestinationConfig, *, calling_aet: str, timeout: float) -> None:
     """Send ``path`` on one association; SendError unless the peer confirmed storage."""
+    _check_reachable(destination, timeout)
     ae = AE(ae_title=calling_aet)
     ae.add_requested_context(RTStructureSetStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
@@ -44,9 +46,7 @@ def send_once(path: Path, destination: DestinationConfig, *, calling_aet: str, t
     if not assoc.is_established:
         if assoc.is_rejected:
             raise SendError("association rejected by the peer (check its AE title and that it accepts ours)")
-        if assoc.is_aborted:
-            raise SendError("association aborted by the peer")
-        raise SendError("no connection (peer down or port closed)")
+        raise SendError("association aborted (peer closed the connection or timed out)")
     try:
         status = assoc.send_c_store(Path(path))
     finally:
@@ -57,6 +57,14 @@ def send_once(path: Path, destination: DestinationConfig, *, calling_aet: str, t
     code = int(status.Status)
     if code != 0x0000 and not 0xB000 <= code <= 0xBFFF:
         raise SendError(f"peer answered C-STORE with status 0x{code:04X}")
+
+
+def _check_reachable(destination: DestinationConfig, timeout: float) -> None:
+    """A TCP connection first: pynetdicom reports a refused connection as an abort, we say which."""
+    try:
+        socket.create_connection((destination.host, destination.port), timeout=timeout).close()
+    except OSError as exc:
+        raise SendError(f"no connection ({exc.strerror or type(exc).__name__})") from None
 
 
 def send_with_retries(

@@ -113,9 +113,11 @@ class Node:
             if self.activity.is_busy(job.series_uid):
                 continue
             self.spool.remove_result(job.id)
-            if self.store.mark_purged(job.id):
+            remove_series = not self.store.series_still_needed(job.series_uid)
+            if remove_series:
                 self.spool.remove_series(job.study_uid, job.series_uid)
                 self.activity.forget(job.series_uid)
+            self.store.mark_purged(job.id, remove_series)
             log.debug("job %d: spool data removed", job.id)
 
     def _work_loop(self, worker: JobWorker) -> None:
