@@ -13,10 +13,10 @@ config travels with its data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cervseg.errors import ConfigError
 
@@ -182,17 +182,24 @@ class TrainConfig(_Strict):
         return self.model_copy(update={"data": data, "out_dir": _under(base, self.out_dir)})
 
 
+def _check_ae_title(title: str) -> str:
+    """DICOM AE titles: 1-16 characters of printable ASCII, no backslash, not only spaces."""
+    if not title.strip() or len(title) > 16:
+        raise ValueError(f"AE title {title!r} must be 1 to 16 characters")
+    if any(not (32 <= ord(c) < 127) or c == "\\" for c in title):
+        raise ValueError(f"AE title {title!r} may hold printable ASCII only, no backslash")
+    return title
+
+
+AETitle = Annotated[str, AfterValidator(_check_ae_title)]
+
+
 class DestinationConfig(_Strict):
     """A DICOM peer (planning system, PACS) the node sends its RTSTRUCTs to by C-STORE."""
 
-    ae_title: str = Field(..., description="the peer's AE title")
+    ae_title: AETitle = Field(..., description="the peer's AE title")
     host: str = Field(..., min_length=1)
     port: int = Field(..., ge=1, le=65535)
-
-    @model_validator(mode="after")
-    def _check(self) -> "DestinationConfig":
-        _check_ae_title(self.ae_title)
-        return self
 
     def describe(self) -> str:
         """``TPS@127.0.0.1:11113``: how logs and job errors name a destination."""
@@ -202,10 +209,10 @@ class DestinationConfig(_Strict):
 class NodeConfig(_Strict):
     """Everything `cervseg serve` needs: the DICOM node (C-STORE in, RTSTRUCT out)."""
 
-    ae_title: str = Field("CERVSEG", description="our AE title (1-16 characters)")
+    ae_title: AETitle = Field("CERVSEG", description="our AE title (1-16 characters)")
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on; default: localhost only")
     port: int = Field(11112, ge=1, le=65535)
-    allowed_calling_aets: list[str] = Field(
+    allowed_calling_aets: list[AETitle] = Field(
         ..., min_length=1, description="calling AE titles accepted; any other is rejected at association"
     )
     spool: Path = Field(Path("spool"), description="received instances, results and the job queue")
@@ -220,6 +227,7 @@ class NodeConfig(_Strict):
     retry_backoff_seconds: float = Field(
         5.0, gt=0, description="wait before the first retry; doubled before each further one"
     )
+    retry_backoff_max_seconds: float = Field(300.0, gt=0, description="the longest wait between two attempts")
     network_timeout_seconds: float = Field(30.0, gt=0, description="ACSE/DIMSE/network timeouts of our sends")
     max_job_attempts: int = Field(
         3, ge=1, description="a job interrupted this many times (node stopped while running it) is failed"
@@ -227,13 +235,6 @@ class NodeConfig(_Strict):
     keep_finished_hours: float = Field(
         24.0, ge=0, description="spool data of done/failed jobs is removed after this many hours (0: at once)"
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> "NodeConfig":
-        _check_ae_title(self.ae_title)
-        for title in self.allowed_calling_aets:
-            _check_ae_title(title)
-        return self
 
     @property
     def model_path(self) -> Path | None:
@@ -248,14 +249,6 @@ class NodeConfig(_Strict):
         if self.model_path is not None:
             update["model"] = str(_under(base, self.model_path))
         return self.model_copy(update=update)
-
-
-def _check_ae_title(title: str) -> None:
-    """DICOM AE titles: 1-16 characters of printable ASCII, no backslash, not only spaces."""
-    if not title.strip() or len(title) > 16:
-        raise ValueError(f"AE title {title!r} must be 1 to 16 characters")
-    if any(not (32 <= ord(c) < 127) or c == "\\" for c in title):
-        raise ValueError(f"AE title {title!r} may hold printable ASCII only, no backslash")
 
 
 def _under(base: Path, path: Path) -> Path:

@@ -69,9 +69,9 @@ def _check_reachable(destination: DestinationConfig, timeout: float) -> None:
 
 def send_with_retries(
     path: Path, destination: DestinationConfig, *, calling_aet: str, retries: int, backoff_seconds: float,
-    timeout: float, stop: threading.Event,
+    timeout: float, stop: threading.Event, max_backoff_seconds: float = 300.0,
 ) -> SendOutcome:
-    """Up to ``1 + retries`` attempts, waiting backoff, 2 x backoff, 4 x backoff, ... in between."""
+    """Up to ``1 + retries`` attempts, waiting backoff, 2 x backoff, 4 x backoff, ... (capped) in between."""
     error = None
     for attempt in range(1, retries + 2):
         try:
@@ -80,7 +80,7 @@ def send_with_retries(
         except SendError as exc:
             error = str(exc)
         if attempt <= retries:
-            wait = backoff_seconds * 2 ** (attempt - 1)
+            wait = min(max_backoff_seconds, backoff_seconds * 2 ** min(attempt - 1, 30))
             log.warning("send to %s failed (attempt %d of %d): %s; retrying in %.1f s",
                         destination.describe(), attempt, retries + 1, error, wait)
             if stop.wait(wait):

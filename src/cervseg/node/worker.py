@@ -95,7 +95,8 @@ class JobWorker:
                 continue
             outcome = send_with_retries(
                 rtstruct, destination, calling_aet=self.cfg.ae_title, retries=self.cfg.retries,
-                backoff_seconds=self.cfg.retry_backoff_seconds, timeout=self.cfg.network_timeout_seconds,
+                backoff_seconds=self.cfg.retry_backoff_seconds,
+                max_backoff_seconds=self.cfg.retry_backoff_max_seconds, timeout=self.cfg.network_timeout_seconds,
                 stop=self.stop,
             )
             if outcome.delivered:
