@@ -58,7 +58,7 @@ def test_help_has_an_example(command: str) -> None:
     assert result.returncode == 0 and f"cervseg {command} --config" in result.stdout
 
 
-@pytest.mark.parametrize("case", ["bad_ae_title", "unknown_key", "missing_file", "no_jobs_yet"])
+@pytest.mark.parametrize("case", ["bad_ae_title", "unknown_key", "missing_file", "no_jobs_yet", "missing_model"])
 def test_bad_config_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
     config = tmp_path / "node.yaml"
     data = {"allowed_calling_aets": ["SCANNER"], "spool": "spool", "port": free_port()}
@@ -66,6 +66,8 @@ def test_bad_config_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
         data["ae_title"] = "MUCH_TOO_LONG_AE_TITLE"
     elif case == "unknown_key":
         data["quiet"] = 3
+    elif case == "missing_model":
+        data["model"] = "no_such_checkpoint"
     if case != "missing_file":
         config.write_text(yaml.safe_dump(data))
     result = _cervseg("jobs" if case == "no_jobs_yet" else "serve", "--config", str(config))
@@ -73,7 +75,7 @@ def test_bad_config_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
     expected = {"bad_ae_title": "ae_title", "unknown_key": "quiet: unknown key", "missing_file": "not found",
-                "no_jobs_yet": "no job database"}[case]
+                "no_jobs_yet": "no job database", "missing_model": "no_such_checkpoint"}[case]
     assert expected in errors[0] and str(tmp_path) in errors[0]
 
 

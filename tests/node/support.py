@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, TypeVar
 
 import pydicom
 
@@ -126,7 +126,3 @@ def stop_process(process: subprocess.Popen, timeout: float = 60.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
-
-
-def files_of(folders: Iterable[Path]) -> list[Path]:
-    return sorted(p for folder in folders for p in Path(folder).rglob("*") if p.is_file())

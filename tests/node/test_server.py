@@ -12,6 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from cervseg.infer.segment import segment_series
 from cervseg.node.jobs import Job
 from tests.node.conftest import node_config
 from tests.node.support import (
@@ -31,8 +32,15 @@ def _finished(node, n: int = 1) -> list[Job] | None:
     return jobs if len(jobs) >= n else None
 
 
+def _contours(rtstruct: Path) -> dict[str, list[list[str]]]:
+    ds = pydicom.dcmread(rtstruct)
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    return {names[int(c.ReferencedROINumber)]: [list(map(str, item.ContourData)) for item in c.ContourSequence]
+            for c in ds.ROIContourSequence}
+
+
 def test_series_comes_back_as_a_valid_rtstruct_referencing_exactly_the_sent_instances(
-    phantom_series: list[Path], start_node, tmp_path: Path
+    phantom_series: list[Path], start_node, predictor, tmp_path: Path
 ) -> None:
     patient = phantom_series[0].parent  # CT/ and the phantom's RTSTRUCT: the RTSTRUCT is kept, not contoured
     with StoreSCP(tmp_path / "tps") as tps:
@@ -55,6 +63,9 @@ def test_series_comes_back_as_a_valid_rtstruct_referencing_exactly_the_sent_inst
         written = list((tmp_path / "out").iterdir())
         assert [p.name for p in written] == [f"RS_{series_uid}.dcm"]
         assert pydicom.dcmread(written[0]).SOPInstanceUID == pydicom.dcmread(received[0]).SOPInstanceUID
+        # the same contours as `cervseg segment` makes of the folder that was sent
+        direct = segment_series(phantom_series[0], tmp_path / "direct", predictor=predictor).rtstruct
+        assert _contours(received[0]) == _contours(direct) != {}
 
         # the phantom's own RTSTRUCT was stored but made no job; a re-send stores nothing twice
         kept = [p for p in (tmp_path / "spool" / "series").rglob("*.dcm") if p.parent.name != series_uid]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from pydicom.uid import CTImageStorage, RTStructureSetStorage
 from pynetdicom.sop_class import Verification
@@ -76,10 +76,8 @@ class Activity:
 class StoreHandler:
     """C-STORE: write the instance into the spool, once; record CT instances for the scheduler."""
 
-    def __init__(self, spool: Spool, store: JobStore, activity: Activity,
-                 on_instance: Callable[[], None] | None = None) -> None:
+    def __init__(self, spool: Spool, store: JobStore, activity: Activity) -> None:
         self.spool, self.store, self.activity = spool, store, activity
-        self.on_instance = on_instance
 
     def __call__(self, event: Any) -> int:
         try:
@@ -109,8 +107,6 @@ class StoreHandler:
             log.info("kept %s %s of series %s (not contoured)", modality, sop_uid, series_uid)
         if not new:
             log.debug("duplicate instance %s of series %s: already stored", sop_uid, series_uid)
-        if self.on_instance is not None:
-            self.on_instance()
         return SUCCESS
 
 
