@@ -58,6 +58,9 @@ class Node:
             worker = JobWorker(cfg, self.store, self.spool, self.predictor, self.stop_event)
             self._spawn(lambda w=worker: self._work_loop(w), f"cervseg-worker-{i + 1}")
         destinations = ", ".join(d.describe() for d in cfg.destinations) or "none"
+        if not cfg.destinations and cfg.output_folder is None:
+            log.warning("no destinations and no output_folder: RTSTRUCTs stay in %s only until clean-up",
+                        self.spool.results_root)
         log.info("listening on %s:%d as %s; model %s; %d worker(s); destinations: %s",
                  cfg.host, cfg.port, cfg.ae_title, self.predictor.metadata.model_name, cfg.workers, destinations)
 
