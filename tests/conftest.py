@@ -24,7 +24,7 @@ def require_tool(name: str) -> str:
     """Path of an external tool, or skip the test naming the missing Debian package."""
     path = shutil.which(name)
     if path is None:
-        packages = {"dciodvfy": "dicom3tools", "plastimatch": "plastimatch", "storescu": "dcmtk"}
+        packages = {"dciodvfy": "dicom3tools", "plastimatch": "plastimatch", "storescu": "dcmtk", "storescp": "dcmtk", "echoscu": "dcmtk"}
         pytest.skip(f"{name} not installed (Debian package {packages.get(name, name)})")
     return path
 

@@ -86,3 +86,22 @@ def test_shipped_example_configs_validate():
     assert configs, "configs/ holds the example training configs"
     for path in configs:
         assert isinstance(load_config(path), TrainConfig)
+
+
+def test_node_config_resolves_paths_and_refuses_bad_ae_titles(tmp_path):
+    from cervseg.config import NodeConfig
+
+    cfg = load_config(REPO / "configs" / "node" / "node.yaml", NodeConfig)
+    assert cfg.spool == REPO / "configs" / "node" / "spool" and cfg.model_path is None
+    assert [d.describe() for d in cfg.destinations] == ["TPS@127.0.0.1:11113"]
+    custom = load_config(_write(tmp_path / "n.yaml", {"allowed_calling_aets": ["CT1"], "model": "ckpt"}), NodeConfig)
+    assert custom.model_path == tmp_path / "ckpt" and custom.output_folder is None
+    for change, field in [({"ae_title": "A_TITLE_TOO_LONG_"}, "1 to 16"), ({"allowed_calling_aets": []}, "allowed_calling_aets"),
+                          ({"allowed_calling_aets": ["BAD\\AE"]}, "backslash"), ({"port": 0}, "port"),
+                          ({"destinations": [{"ae_title": "TPS", "host": "h"}]}, "destinations.0.port"),
+                          ({"quiet": 5}, "quiet: unknown key")]:
+        data = {"allowed_calling_aets": ["CT1"], **change}
+        with pytest.raises(ConfigError) as err:
+            load_config(_write(tmp_path / "bad.yaml", data), NodeConfig)
+        assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}: ") and field in str(err.value)
+        assert "\n" not in str(err.value)

@@ -13,10 +13,10 @@ config travels with its data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cervseg.errors import ConfigError
 
@@ -182,6 +182,75 @@ class TrainConfig(_Strict):
         return self.model_copy(update={"data": data, "out_dir": _under(base, self.out_dir)})
 
 
+def _check_ae_title(title: str) -> str:
+    """DICOM AE titles: 1-16 characters of printable ASCII, no backslash, not only spaces."""
+    if not title.strip() or len(title) > 16:
+        raise ValueError(f"AE title {title!r} must be 1 to 16 characters")
+    if any(not (32 <= ord(c) < 127) or c == "\\" for c in title):
+        raise ValueError(f"AE title {title!r} may hold printable ASCII only, no backslash")
+    return title
+
+
+AETitle = Annotated[str, AfterValidator(_check_ae_title)]
+
+
+class DestinationConfig(_Strict):
+    """A DICOM peer (planning system, PACS) the node sends its RTSTRUCTs to by C-STORE."""
+
+    ae_title: AETitle = Field(..., description="the peer's AE title")
+    host: str = Field(..., min_length=1)
+    port: int = Field(..., ge=1, le=65535)
+
+    def describe(self) -> str:
+        """``TPS@127.0.0.1:11113``: how logs and job errors name a destination."""
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+class NodeConfig(_Strict):
+    """Everything `cervseg serve` needs: the DICOM node (C-STORE in, RTSTRUCT out)."""
+
+    ae_title: AETitle = Field("CERVSEG", description="our AE title (1-16 characters)")
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on; default: localhost only")
+    port: int = Field(11112, ge=1, le=65535)
+    allowed_calling_aets: list[AETitle] = Field(
+        ..., min_length=1, description="calling AE titles accepted; any other is rejected at association"
+    )
+    spool: Path = Field(Path("spool"), description="received instances, results and the job queue")
+    quiet_seconds: float = Field(5.0, gt=0, description="a series is complete this long after its last instance")
+    model: str = Field("builtin", min_length=1, description="'builtin' or a checkpoint folder")
+    threads: int | None = Field(None, ge=1, description="torch threads for the model; default: every core we may use")
+    workers: int = Field(1, ge=1, le=16, description="jobs run at the same time (each shares the one loaded model)")
+    batch_size: int = Field(8, ge=1, description="slices per forward pass")
+    destinations: list[DestinationConfig] = Field(default_factory=list)
+    output_folder: Path | None = Field(None, description="also write RS_<SeriesUID>.dcm here")
+    retries: int = Field(3, ge=0, le=100, description="extra attempts per destination after a failed send")
+    retry_backoff_seconds: float = Field(
+        5.0, gt=0, description="wait before the first retry; doubled before each further one"
+    )
+    retry_backoff_max_seconds: float = Field(300.0, gt=0, description="the longest wait between two attempts")
+    network_timeout_seconds: float = Field(30.0, gt=0, description="ACSE/DIMSE/network timeouts of our sends")
+    max_job_attempts: int = Field(
+        3, ge=1, description="a job interrupted this many times (node stopped while running it) is failed"
+    )
+    keep_finished_hours: float = Field(
+        24.0, ge=0, description="spool data of done/failed jobs is removed after this many hours (0: at once)"
+    )
+
+    @property
+    def model_path(self) -> Path | None:
+        """The checkpoint folder, or None for the built-in model."""
+        return None if self.model == "builtin" else Path(self.model)
+
+    def resolve_paths(self, base: Path) -> "NodeConfig":
+        """A copy whose relative paths (spool, output folder, model) are taken relative to ``base``."""
+        update: dict[str, Any] = {"spool": _under(base, self.spool)}
+        if self.output_folder is not None:
+            update["output_folder"] = _under(base, self.output_folder)
+        if self.model_path is not None:
+            update["model"] = str(_under(base, self.model_path))
+        return self.model_copy(update=update)
+
+
 def _under(base: Path, path: Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else (Path(base) / path).resolve()
@@ -209,7 +278,7 @@ def validate_config(data: Any, cls: type[M], source: str) -> M:
 
 
 def load_config(path: Path | str, cls: type[M] = TrainConfig) -> M:  # type: ignore[assignment]
-    """Read and validate a YAML config; TrainConfig paths become relative to the file's folder."""
+    """Read and validate a YAML config; its relative paths are taken relative to the file's folder."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -223,7 +292,7 @@ def load_config(path: Path | str, cls: type[M] = TrainConfig) -> M:  # type: ign
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys to values")
     cfg = validate_config(raw, cls, str(path))
-    if isinstance(cfg, TrainConfig):
+    if isinstance(cfg, (TrainConfig, NodeConfig)):
         cfg = cfg.resolve_paths(path.resolve().parent)  # type: ignore[assignment]
     return cfg
 

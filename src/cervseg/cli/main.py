@@ -30,6 +30,8 @@ COMMANDS = (
     "evaluate_cmd:evaluate",
     "compare_cmd:compare",
     "phantom_cmd:phantom",
+    "serve_cmd:serve",
+    "jobs_cmd:jobs",
 )
 
 

@@ -21,6 +21,12 @@ Examples:
   cervseg segment --dicom /exports/patient01/CT --out /contours/patient01
 
   cervseg segment --dicom CT --out OUT --model my_checkpoint --nifti --seg --tta
+
+  cervseg segment --dicom /exports --out /contours --all-series
+
+With --all-series every CT series under --dicom is contoured (model loaded once) into
+OUT/<PatientID or folder>/; a series that fails is reported in the summary table and the
+others go on. Exit code 0 when every series was contoured, 2 when any failed.
 """
 
 
@@ -38,6 +44,35 @@ def segment(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="CPU threads for the model (default: every core this process may use)."
     ),
+    all_series: bool = typer.Option(
+        False, "--all-series", help="Contour every CT series under --dicom into OUT/<PatientID or folder>/."
+    ),
 ) -> None:
+    if all_series:
+        if series is not None:
+            from cervseg.errors import InputError
+
+            raise InputError("--series and --all-series exclude each other: give one of them")
+        _segment_all(dicom, out, model=model, nifti=nifti, seg=seg, flip_tta=tta, batch_size=batch_size,
+                     names_file=names, threads=threads)
+        return
     segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
                    flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads)
+
+
+def _segment_all(dicom: Path, out: Path, **options: object) -> None:
+    """The batch, its summary table on stdout, and exit code 2 if any series failed."""
+    from cervseg.cli.text import plain_table
+    from cervseg.infer.batch import segment_all_series
+
+    rows = segment_all_series(dicom, out, **options)  # type: ignore[arg-type]
+    table = [("result", "slices", "seconds", "series", "folder", "output / reason")] + [
+        ("ok" if r.ok else "FAILED", str(r.slices), f"{r.seconds:.1f}" if r.ok else "-", r.series_uid,
+         str(r.folder), str(r.out) if r.ok else r.error)
+        for r in rows
+    ]
+    failed = sum(not r.ok for r in rows)
+    typer.echo(plain_table(table))
+    typer.echo(f"{len(rows) - failed} of {len(rows)} series contoured, {failed} failed")
+    if failed:
+        raise typer.Exit(2)

@@ -140,3 +140,15 @@ def segment_series(
         ", ".join(p.name for p in outputs),
     )
     return SegmentResult(volume, labels, outputs, timings)
+
+
+def load_predictor(
+    model: Path | None = None, *, flip_tta: bool = False, batch_size: int = 8, threads: int | None = None
+) -> Predictor:
+    """The model loaded once, for callers that contour many series (batch runs, the DICOM node).
+
+    Pass it to ``segment_series(..., predictor=...)``; None loads the built-in model.
+    """
+    return Predictor.from_checkpoint(
+        model or builtin_model_path(), flip_tta=flip_tta, batch_size=batch_size, threads=threads
+    )
