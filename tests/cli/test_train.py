@@ -52,7 +52,7 @@ def test_train_writes_a_checkpoint_that_stands_alone(project):
     meta = ck.metadata
     assert meta.structures == ["Bladder", "Rectum"] and meta.output_mode == "multiclass"
     assert meta.channels == ["background", "Bladder", "Rectum"]
-    assert meta.preprocessing["context_slices"] == 1 and meta.model_config["in_channels"] == 3
+    assert meta.preprocess["context_slices"] == 1 and meta.model_config["in_channels"] == 3
     assert meta.training_summary["train_patients"] and meta.training_summary["val_patients"]
     assert meta.extra["train_config"]["model"]["name"] == "unet"
     with open(out / "log.csv") as fh:

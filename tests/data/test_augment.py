@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cervseg.config import AugmentConfig
-from cervseg.data.augment import Augmenter, RandGaussianElasticd, left_right_pairs
+from cervseg.data.augment import Augmenter, RandGaussianElasticd
+from cervseg.structures import left_right_swap
 from tests.tiny_data import STRUCTURES, tiny_patient
 
 OFF = dict(flip_lr_prob=0, flip_ap_prob=0, rotate_prob=0, scale_intensity_prob=0, shift_intensity_prob=0,
@@ -21,8 +22,8 @@ def _slice(z=7):
 
 
 def test_left_right_pairs():
-    assert left_right_pairs(STRUCTURES) == [(2, 3)]
-    assert left_right_pairs(["Bladder", "Femur_Head_L"]) == []
+    assert left_right_swap(STRUCTURES) == [0, 1, 3, 2, 4]  # the (2, 3) pair exchanged
+    assert left_right_swap(["Bladder", "Femur_Head_L"]) == [0, 1]  # no twin: nothing moves
 
 
 def test_everything_off_is_identity():

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from cervseg.config import PreprocessConfig
-from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box
-from cervseg.infer.predictor import Predictor, _swap_pairs
+from cervseg.data.preprocess import CropBox, Preprocessor, SliceGrid, body_bounding_box
+from cervseg.infer.predictor import Predictor
+from cervseg.structures import left_right_swap
 from cervseg.volume import Geometry, Volume, flip_array
 from tests.infer.conftest import STRUCTURES
 
@@ -31,7 +32,7 @@ def test_predict_matches_a_manual_forward_pass(checkpoint: Path) -> None:
     labels = predictor.predict(volume, show_progress=False)
     assert list(labels) == STRUCTURES and labels.geometry == HFS
 
-    pre = Preprocessor(PreprocessConfig.model_validate(predictor.metadata.preprocessing))
+    pre = Preprocessor(PreprocessConfig.model_validate(predictor.metadata.preprocess))
     box = pre.crop_box(volume.array)
     x = torch.from_numpy(np.stack([pre.slice_input(volume.array, z, box) for z in range(5)]))
     with torch.no_grad():
@@ -57,8 +58,8 @@ def test_ffs_series_gets_the_same_masks_in_patient_space(checkpoint: Path) -> No
 
 
 def test_flip_tta_runs_and_swaps_sides() -> None:
-    assert _swap_pairs(["Bladder", "Femur_Head_L", "Femur_Head_R"]) == [0, 2, 1]
-    assert _swap_pairs(["background", "Rectum"]) == [0, 1]
+    assert left_right_swap(["Bladder", "Femur_Head_L", "Femur_Head_R"]) == [0, 2, 1]
+    assert left_right_swap(["background", "Rectum"]) == [0, 1]
 
 
 def test_flip_tta_prediction_is_mirror_consistent(checkpoint: Path) -> None:
@@ -91,7 +92,8 @@ def test_body_wider_than_the_crop_is_reported(checkpoint: Path, caplog: pytest.L
     # a crop shifted to the patient's left cuts only the right side: the side is named right
     shifted = CropBox(4, 12, 32, 32, HFS.shape[1:])
     with caplog.at_level("WARNING", logger="cervseg.infer.predictor"):
-        predictor._warn_if_body_outside(body_bounding_box(_volume(HFS).array, -500), shifted, HFS.spacing[1:])
+        predictor._warn_if_body_outside(body_bounding_box(_volume(HFS).array, -500), SliceGrid.from_box(shifted),
+                                        HFS.spacing[1:])
     assert "leaves out up to 9 mm right of the body" in caplog.text
     caplog.clear()
     narrow = np.full(HFS.shape, -1000.0, np.float32)

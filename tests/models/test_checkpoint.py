@@ -31,7 +31,7 @@ def _save(path, model=None, **overrides):
         output_mode="multiclass",
         merge_femoral_heads=True,
         priority=["Rectum"],
-        preprocessing={"window": (300, 50), "crop": np.int64(256), "context_slices": 1, "scale": np.float32(0.5)},
+        preprocess={"window": (300, 50), "crop": np.int64(256), "context_slices": 1, "scale": np.float32(0.5)},
         training_summary={"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": np.bool_(False)},
         extra={"epochs": 2, "best_val_loss": 0.25},
     )
@@ -52,7 +52,7 @@ def test_folder_layout_and_metadata_round_trip(saved):
     assert meta.structures == STRUCTURES and meta.output_mode == "multiclass"
     assert meta.output.merge_femoral_heads and meta.output.priority == ("Rectum",)
     assert meta.channels == ["background", "Bladder", "Rectum", "Femur_Head"]
-    assert meta.preprocessing == {"window": [300, 50], "crop": 256, "context_slices": 1, "scale": 0.5}
+    assert meta.preprocess == {"window": [300, 50], "crop": 256, "context_slices": 1, "scale": 0.5}
     assert meta.training_summary == {"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": False}
     assert meta.extra == {"epochs": 2, "best_val_loss": 0.25}
     assert meta.versions["torch"] == torch.__version__
@@ -109,7 +109,7 @@ def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
         ({"model_config": {**CONFIG, "out_channels": 5}}, "out_channels=5"),
         ({"model_config": {**CONFIG, "base_width": 4}}, "does not rebuild"),
         ({"model_config": {"out_channels": 4}}, "in_channels"),
-        ({"preprocessing": {"fn": object()}}, "preprocessing.fn"),
+        ({"preprocess": {"fn": object()}}, "preprocess.fn"),
         ({"extra": {"loss": float("nan")}}, "extra.loss"),
     ],
 )
