@@ -257,7 +257,7 @@ class SliceGrid:
         top, bottom, left, right = self.extent()
         ys = np.arange(self.source_shape[0])
         xs = np.arange(self.source_shape[1])
-        return ((ys >= top) & (ys < bottom))[:, None] & ((xs >= left) & (xs < right))[None, :]
+        return ((ys >= top) & (ys <= bottom))[:, None] & ((xs >= left) & (xs <= right))[None, :]
 
 
 def grid_for(cfg: PreprocessConfig, body: BodyBox | None, shape: Iterable[int],
