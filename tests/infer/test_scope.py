@@ -72,3 +72,35 @@ def test_phantom_cut_above_the_femoral_heads_gets_no_femoral_head_roi(tmp_path: 
     names = {r.ROIName for r in pydicom.dcmread(result.rtstruct).StructureSetROISequence}
     assert "Bladder" in names and not {"Femur_Head_L", "Femur_Head_R"} & names
     assert "Femur_Head_L" in caplog.text and "Femur_Head_R" in caplog.text
+
+
+def test_ct_outside_what_the_model_saw_is_one_warning_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    from cervseg.config import PreprocessConfig
+    from cervseg.infer.predictor import Predictor
+    from cervseg.infer.segment import contour_volume
+    from cervseg.models.checkpoint import save_checkpoint
+    from cervseg.models.registry import create_model
+    from tests.tiny_data import tiny_patient
+
+    torch.manual_seed(0)
+    plan = PreprocessConfig(intensity="window", spacing_mm=2.5, crop_mm=160)
+    model = create_model("unet", 1, 1, base_width=4).eval()
+    seen = {"pixel_mm": [0.9, 1.2], "slice_mm": [2.5, 3.0], "metal_patients": 0}
+    save_checkpoint(tmp_path / "m", model, model_name="unet",
+                    model_config={"in_channels": 1, "out_channels": 1, "base_width": 4},
+                    structures=["Bladder"], output_mode="multilabel", preprocess=plan.model_dump(),
+                    training_summary={"seen": seen})
+    predictor = Predictor.from_checkpoint(tmp_path / "m", threads=1)
+    volume = tiny_patient(0)[0]  # 2.5 mm pixels, 3 mm slices
+    with caplog.at_level(logging.WARNING, logger="cervseg.infer.scope"):
+        contour_volume(predictor, volume, show_progress=False)
+    lines = [r.getMessage() for r in caplog.records if "lies outside what model" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "pixel size 2.5 mm (model saw 0.9-1.2 mm)" in lines[0] and "slice spacing" not in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cervseg.infer.scope"):
+        contour_volume(predictor, volume.__class__(volume.array, volume.geometry.__class__(
+            volume.geometry.shape, (3.0, 1.0, 1.0), volume.geometry.origin, volume.geometry.axes)), show_progress=False)
+    assert "lies outside" not in caplog.text
