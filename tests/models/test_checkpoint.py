@@ -209,3 +209,23 @@ def test_errors_are_cervseg_errors_naming_the_file(saved):
     with pytest.raises(CervsegError) as info:
         load_checkpoint(saved)
     assert str(saved / "weights.pt") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_format_1_checkpoints_are_read_as_the_pixel_plan_they_were(tmp_path):
+    """Before the plan in mm: key 'preprocessing', the CT's own pixels, crop_size 256 when absent."""
+    import json
+
+    from cervseg.config import PreprocessConfig
+    from cervseg.infer.builtin import builtin_model_path
+    from cervseg.models.checkpoint import read_metadata
+
+    builtin = PreprocessConfig.model_validate(read_metadata(builtin_model_path()).preprocess)
+    assert not builtin.millimetre_plan and builtin.crop_pixels == 256 and builtin.context_slices == 1
+    path = _save(tmp_path / "ckpt", preprocess={"intensity": "window", "context_slices": 1})
+    raw = json.loads((path / "checkpoint.json").read_text())
+    assert raw["format_version"] == 2 and "preprocess" in raw and "preprocessing" not in raw
+    raw["format_version"] = 1
+    raw["preprocessing"] = raw.pop("preprocess")
+    (path / "checkpoint.json").write_text(json.dumps(raw))
+    plan = PreprocessConfig.model_validate(load_checkpoint(path).metadata.preprocess)
+    assert (plan.spacing_mm, plan.crop_mm, plan.crop_size) == (None, None, 256)
