@@ -32,7 +32,7 @@ def test_remnant_at_the_scan_end_is_emptied_and_named(caplog: pytest.LogCaptureF
         out = drop_unreached(labels, seen)
     # 2 ml of femoral head on the last slice (< 25 % of 40 ml): not reached
     assert not out["Femur_Head_L"].any()
-    assert "Femur_Head_L: only 2.0 ml at the end of the scan (the model saw at least 40 ml)" in caplog.text
+    assert "Femur_Head_L: only 2.0 ml, at the end of the scan (the model saw at least 40 ml)" in caplog.text
     # small but in the middle of the scan: the model's answer stands
     assert np.array_equal(out["Bladder"], labels["Bladder"])
     # at the end, but at least REACH_FRACTION of the smallest seen: cut by the scan, kept

@@ -162,18 +162,34 @@ def _centre(body: BodyBox | tuple[int, int, int, int] | None, shape: tuple[int, 
 # ---------------------------------------------------------------- the network's grid
 
 def _linear_along(array: np.ndarray, axis: int, coords: np.ndarray, fill: float) -> np.ndarray:
-    """Sample ``array`` at fractional indices ``coords`` along ``axis`` (linear; fill beyond half a pixel)."""
+    """Sample ``array`` at increasing fractional indices ``coords`` along ``axis``.
+
+    Linear between neighbours, the edge value up to half a pixel beyond the edge, ``fill``
+    further out. The covered coordinates are one run (they increase), so only that run is
+    computed, in place, in float32.
+    """
     n = array.shape[axis]
-    inside = (coords >= -0.5) & (coords <= n - 0.5)
-    c = np.clip(coords, 0.0, n - 1.0)
+    shape = list(array.shape)
+    shape[axis] = coords.size
+    out = np.full(shape, fill, dtype=np.float32)
+    inside = np.flatnonzero((coords >= -0.5) & (coords <= n - 0.5))
+    if inside.size == 0:
+        return out
+    run = slice(int(inside[0]), int(inside[-1]) + 1)
+    c = np.clip(coords[run], 0.0, n - 1.0)
     i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
-    i1 = np.minimum(i0 + 1, n - 1)
-    shape = [1] * array.ndim
-    shape[axis] = -1
-    f = (c - i0).astype(np.float32).reshape(shape)
-    lo = np.take(array, i0, axis=axis)
-    out = lo + (np.take(array, i1, axis=axis) - lo) * f
-    return np.where(inside.reshape(shape), out, np.float32(fill)).astype(np.float32, copy=False)
+    weights = [1] * array.ndim
+    weights[axis] = -1
+    f = (c - i0).astype(np.float32).reshape(weights)
+    lo = np.take(array, i0, axis=axis).astype(np.float32, copy=False)
+    hi = np.take(array, np.minimum(i0 + 1, n - 1), axis=axis).astype(np.float32, copy=False)
+    hi -= lo
+    hi *= f
+    hi += lo
+    where = [slice(None)] * array.ndim
+    where[axis] = run
+    out[tuple(where)] = hi
+    return out
 
 
 @dataclass(frozen=True)
@@ -219,7 +235,7 @@ class SliceGrid:
         self._check(arr, self.source_shape, "an image")
         if self.integral:
             return crop(arr, self.crop_box, fill=fill)
-        out = _linear_along(arr.astype(np.float32, copy=False), arr.ndim - 2, self._coords(0), fill)
+        out = _linear_along(arr, arr.ndim - 2, self._coords(0), fill)
         return _linear_along(out, arr.ndim - 1, self._coords(1), fill)
 
     def to_source(self, array: np.ndarray, fill: float = 0.0) -> np.ndarray:
@@ -230,7 +246,7 @@ class SliceGrid:
             return uncrop(arr, self.crop_box, fill=fill)
         rows = (np.arange(self.source_shape[0], dtype=np.float64) - self.origin[0]) / self.step[0]
         cols = (np.arange(self.source_shape[1], dtype=np.float64) - self.origin[1]) / self.step[1]
-        out = _linear_along(arr.astype(np.float32, copy=False), arr.ndim - 2, rows, fill)
+        out = _linear_along(arr, arr.ndim - 2, rows, fill)
         return _linear_along(out, arr.ndim - 1, cols, fill)
 
     def extent(self) -> tuple[float, float, float, float]:

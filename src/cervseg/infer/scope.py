@@ -59,8 +59,8 @@ def drop_unreached(labels: LabelMap, seen: Mapping[str, Any]) -> LabelMap:
     for name, mask in labels.items():
         ml = float(np.count_nonzero(mask)) * voxel_ml
         if ml > 0 and name in smallest and _end_touched(mask) and ml < REACH_FRACTION * smallest[name]:
-            log.warning("%s: only %.1f ml at the end of the scan (the model saw at least %.0f ml): "
-                        "the scan does not reach it; no ROI written", name, ml, smallest[name])
+            log.warning("%s: only %.1f ml, at the end of the scan (the model saw at least %.0f ml): "
+                        "taken as a structure the scan does not reach; no ROI written", name, ml, smallest[name])
             mask = np.zeros_like(mask)
         out[name] = mask
     return out
