@@ -54,26 +54,38 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-class RandLeftRightFlipd(RandomizableTransform, MapTransform):
-    """Flip image and label along the array columns and swap the L/R label channels."""
+class _RandEachKeyd(RandomizableTransform, MapTransform):
+    """One random draw per call, then ``transform_key`` on every key (or on none)."""
 
-    def __init__(self, keys: KeysCollection, label_key: str, structures: Sequence[str], prob: float = 0.5):
+    def __init__(self, keys: KeysCollection, prob: float):
         RandomizableTransform.__init__(self, prob)
         MapTransform.__init__(self, keys)
-        self.label_key = label_key
-        self.perm = np.asarray(left_right_swap(structures), dtype=np.intp)
+
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         self.randomize(None)
         d = dict(data)
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            arr = np.flip(_numpy(d[key]), axis=-1)
-            if key == self.label_key:
-                arr = arr[self.perm]
-            d[key] = np.ascontiguousarray(arr)
+        if self._do_transform:
+            for key in self.key_iterator(d):
+                d[key] = self.transform_key(key, _numpy(d[key]))
         return d
+
+
+class RandLeftRightFlipd(_RandEachKeyd):
+    """Flip image and label along the array columns and swap the L/R label channels."""
+
+    def __init__(self, keys: KeysCollection, label_key: str, structures: Sequence[str], prob: float = 0.5):
+        super().__init__(keys, prob)
+        self.label_key = label_key
+        self.perm = np.asarray(left_right_swap(structures), dtype=np.intp)
+
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        arr = np.flip(arr, axis=-1)
+        if key == self.label_key:
+            arr = arr[self.perm]
+        return np.ascontiguousarray(arr)
 
 
 class RandGaussianElasticd(RandomizableTransform, MapTransform):
@@ -123,31 +135,23 @@ class RandGaussianElasticd(RandomizableTransform, MapTransform):
         return d
 
 
-class RandCorrelatedNoised(RandomizableTransform, MapTransform):
+class RandCorrelatedNoised(_RandEachKeyd):
     """Add Gaussian noise smoothed over ``sigma`` pixels and rescaled to SD ``std`` (CT noise has texture).
 
     Each channel (each slice of a 2.5D input) gets its own noise, as neighbouring CT slices do.
     """
 
     def __init__(self, keys: KeysCollection, std: float, sigma: float, prob: float = 0.1):
-        RandomizableTransform.__init__(self, prob)
-        MapTransform.__init__(self, keys)
+        super().__init__(keys, prob)
         self.std = float(std)
         self.sigma = float(sigma)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        self.randomize(None)
-        d = dict(data)
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            arr = _numpy(d[key]).astype(np.float32)
-            noise = self.R.standard_normal(arr.shape)
-            if self.sigma > 0:
-                noise = np.stack([ndimage.gaussian_filter(c, self.sigma, mode="reflect") for c in noise])
-            sd = noise.reshape(noise.shape[0], -1).std(axis=1).reshape(-1, *([1] * (noise.ndim - 1)))
-            d[key] = arr + (self.std * noise / np.maximum(sd, 1e-12)).astype(np.float32)
-        return d
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        noise = self.R.standard_normal(arr.shape)
+        if self.sigma > 0:
+            noise = np.stack([ndimage.gaussian_filter(c, self.sigma, mode="reflect") for c in noise])
+        sd = noise.reshape(noise.shape[0], -1).std(axis=1).reshape(-1, *([1] * (noise.ndim - 1)))
+        return arr.astype(np.float32) + (self.std * noise / np.maximum(sd, 1e-12)).astype(np.float32)
 
 
 def sim_to_real_transforms(cfg: AugmentConfig) -> list[Any]:
