@@ -55,7 +55,7 @@ def make_checkpoint(name: str, folder: Path, structures: list[str]) -> Path:
     from cervseg.models.registry import create_model
 
     try:
-        preprocessing = read_metadata(builtin_model_path()).preprocessing
+        preprocessing = read_metadata(builtin_model_path()).preprocess
     except Exception:  # no built-in model installed: the paper-001 style default
         preprocessing = {"intensity": "window", "window_width": 300, "window_level": 50,
                          "crop_size": 256, "context_slices": 0}
@@ -65,7 +65,7 @@ def make_checkpoint(name: str, folder: Path, structures: list[str]) -> Path:
     config = {"in_channels": in_ch, "out_channels": len(structures)}
     out = folder / f"ckpt-{name}"
     save_checkpoint(out, model, model_name=name, model_config=config, structures=structures,
-                    output_mode="multilabel", preprocessing=preprocessing,
+                    output_mode="multilabel", preprocess=preprocessing,
                     training_summary={"description": "untrained, for speed only"})
     return out
 

@@ -102,7 +102,7 @@ def install(best: Path, patients: int, seed: int) -> None:
         PACKAGE_WEIGHTS, loaded.model, model_name=meta.model_name, model_config=meta.model_config,
         structures=meta.structures, output_mode=meta.output_mode,
         merge_femoral_heads=meta.output.merge_femoral_heads, priority=meta.output.priority,
-        preprocessing=meta.preprocessing, training_summary=summary,
+        preprocess=meta.preprocess, training_summary=summary,
         extra={"template": "cervix", "postprocess": template.postprocess, **meta.extra},
     )
     size = sum(p.stat().st_size for p in PACKAGE_WEIGHTS.iterdir()) / 1e6

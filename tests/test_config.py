@@ -105,3 +105,18 @@ def test_node_config_resolves_paths_and_refuses_bad_ae_titles(tmp_path):
             load_config(_write(tmp_path / "bad.yaml", data), NodeConfig)
         assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}: ") and field in str(err.value)
         assert "\n" not in str(err.value)
+
+
+def test_new_configs_get_the_millimetre_plan_old_ones_keep_their_pixels():
+    new = PreprocessConfig()
+    assert new.millimetre_plan and (new.spacing_mm, new.crop_mm, new.crop_pixels) == (1.0, 512.0, 512)
+    old = validate_config({"crop_size": 80}, PreprocessConfig, "x")  # a config from before the plan
+    assert not old.millimetre_plan and old.crop_pixels == 80
+    assert validate_config({"crop_size": None}, PreprocessConfig, "x").crop_pixels is None
+    with pytest.raises(ConfigError, match="crop_size \\(pixels\\) belongs to the pixel plan"):
+        validate_config({"crop_size": 80, "spacing_mm": 1.0}, PreprocessConfig, "x")
+    with pytest.raises(ConfigError, match="crop_mm needs spacing_mm"):
+        validate_config({"spacing_mm": None, "crop_mm": 300}, PreprocessConfig, "x")
+    paper000 = load_config(REPO / "configs" / "cab_se_unet_paper000.yaml").preprocess
+    paper001 = load_config(REPO / "configs" / "resau_net_paper001.yaml").preprocess
+    assert paper000.crop_pixels == 512 and paper001.crop_pixels == 256

@@ -30,7 +30,15 @@ class _Strict(BaseModel):
 
 
 class PreprocessConfig(_Strict):
-    """How HU slices become network input; used identically by training and inference."""
+    """The plan: how HU slices become network input; used identically by training and inference.
+
+    Two kinds of plan. The **millimetre plan** (the default, nnU-Net's habit): every slice is
+    resampled to ``spacing_mm`` pixels and cut to a ``crop_mm`` square centred on the body, so
+    a model sees the same physical scale on a 0.8 mm and a 1.25 mm CT. The **pixel plan**
+    (``spacing_mm: null``, the format of checkpoints before the plan): the CT's own pixels,
+    cropped to ``crop_size`` pixels (or the whole slice when null). A config that gives
+    ``crop_size`` and no ``spacing_mm`` keeps its old meaning, the pixel plan.
+    """
 
     intensity: Literal["zscore", "window"] = Field(
         "zscore", description="zscore: clamp then (HU-mean)/std (paper 000); window: W/L -> [0, 1] (paper 001)"
@@ -40,11 +48,27 @@ class PreprocessConfig(_Strict):
     zscore_std: float | None = Field(None, gt=0, description="HU std after clamping; None = from the training patients")
     window_width: float = Field(300.0, gt=0)
     window_level: float = 50.0
+    spacing_mm: float | None = Field(
+        1.0, gt=0, description="in-plane pixel size the network works at; null = the CT's own pixels (pixel plan)"
+    )
+    crop_mm: float | None = Field(
+        512.0, gt=0, description="millimetre plan: side of the square crop centred on the body; null = the whole slice"
+    )
     crop_size: int | None = Field(
-        256, ge=8, description="in-plane size after crop/pad centred on the body; None keeps the CT's size"
+        None, ge=8, description="pixel plan only: in-plane size after crop/pad centred on the body; null keeps the CT's size"
     )
     body_threshold_hu: float = Field(-500.0, description="HU above which a voxel counts as body when centring the crop")
-    context_slices: int = Field(0, ge=0, le=8, description="2.5D: neighbouring slices on each side as channels")
+    context_slices: int = Field(
+        0, ge=0, le=8, description="2.5D: neighbouring slices (by index, not mm) on each side as channels"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pixel_plan_when_only_crop_size(cls, data: Any) -> Any:
+        """``crop_size`` without ``spacing_mm`` is a pixel-plan config (or a checkpoint from before the plan)."""
+        if isinstance(data, dict) and "crop_size" in data and "spacing_mm" not in data:
+            data = {**data, "spacing_mm": None, "crop_mm": None}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "PreprocessConfig":
@@ -53,7 +77,27 @@ class PreprocessConfig(_Strict):
             raise ValueError(f"clamp_hu must be (low, high) with low < high, got {self.clamp_hu}")
         if (self.zscore_mean is None) != (self.zscore_std is None):
             raise ValueError("give both zscore_mean and zscore_std, or neither")
+        if self.spacing_mm is not None and self.crop_size is not None:
+            raise ValueError("crop_size (pixels) belongs to the pixel plan: with spacing_mm give crop_mm instead")
+        if self.spacing_mm is None and self.crop_mm is not None:
+            raise ValueError("crop_mm needs spacing_mm (the pixel plan crops with crop_size)")
+        if self.crop_pixels is not None and self.crop_pixels < 8:
+            raise ValueError(f"crop_mm / spacing_mm gives a {self.crop_pixels}-pixel crop; at least 8 are needed")
         return self
+
+    @property
+    def millimetre_plan(self) -> bool:
+        """True when slices are resampled to ``spacing_mm`` (False: the CT's own pixels)."""
+        return self.spacing_mm is not None
+
+    @property
+    def crop_pixels(self) -> int | None:
+        """Side of the network's input in pixels (None: the CT's own size, pixel plan without crop)."""
+        if self.spacing_mm is None:
+            return self.crop_size
+        if self.crop_mm is None:
+            return None
+        return int(round(self.crop_mm / self.spacing_mm))
 
     @property
     def in_channels(self) -> int:
@@ -89,6 +133,33 @@ class AugmentConfig(_Strict):
     elastic_prob: float = Field(0.2, ge=0, le=1)
     elastic_sigma_px: float = Field(8.0, gt=0, description="Gaussian smoothing of the random displacement field")
     elastic_strength_px: float = Field(6.0, ge=0, description="largest displacement of the smoothed field")
+    # sim-to-real (SynthSeg style, Billot et al. 2023): make a network learn shape, not a generator's
+    # texture. All off by default (probability 0) and off in the paper configs.
+    intensity_remap_prob: float = Field(
+        0.0, ge=0, le=1, description="random piecewise-linear remap of the intensity scale (per HU band / tissue)"
+    )
+    intensity_remap_points: int = Field(8, ge=3, le=64, description="control points of the remap")
+    bias_field_prob: float = Field(0.0, ge=0, le=1, description="smooth multiplicative bias field")
+    bias_field_coeff: float = Field(0.3, ge=0, le=2, description="largest polynomial coefficient of the log field")
+    blur_prob: float = Field(0.0, ge=0, le=1, description="Gaussian blur")
+    blur_sigma_px: tuple[float, float] = Field((0.5, 1.5), description="blur sigma range in network pixels")
+    low_resolution_prob: float = Field(0.0, ge=0, le=1, description="downsample then upsample (a coarser scan)")
+    low_resolution_zoom: tuple[float, float] = Field((0.5, 1.0), description="downsampling factor range")
+    noise_texture_prob: float = Field(0.0, ge=0, le=1, description="spatially correlated Gaussian noise")
+    noise_texture_std: float = Field(0.05, ge=0, description="noise SD in normalised units")
+    noise_texture_sigma_px: float = Field(1.0, ge=0, description="Gaussian correlation length (0 = white noise)")
+    gamma_prob: float = Field(0.0, ge=0, le=1, description="gamma curve on the min-max normalised image")
+    gamma_range: tuple[float, float] = Field((0.7, 1.5), description="gamma drawn uniformly from this range")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "AugmentConfig":
+        for name in ("blur_sigma_px", "low_resolution_zoom", "gamma_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        if self.low_resolution_zoom[1] > 1:
+            raise ValueError("low_resolution_zoom must not exceed 1 (a zoom below 1 downsamples)")
+        return self
 
 
 class ModelConfig(_Strict):

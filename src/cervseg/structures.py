@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import yaml
 
@@ -43,6 +43,21 @@ def normalise_name(name: str) -> str:
     "FemoralHead (Left)" (RayStation) for what others call "Femoral Head Left".
     """
     return re.sub(r"[\W_]+", "", name.strip().lower())
+
+
+def left_right_swap(names: Sequence[str]) -> list[int]:
+    """Index order that exchanges every ``X_L`` / ``X_R`` pair of names; the others keep their place.
+
+    Why one helper: a left-right mirrored patient's left is our right, both for a flipped
+    training slice (data.augment) and for a mirrored test-time pass (infer.predictor).
+    """
+    index = {str(n): i for i, n in enumerate(names)}
+    order = []
+    for name in index:
+        side = name[-2:]
+        twin = name[:-2] + {"_L": "_R", "_R": "_L"}[side] if side in ("_L", "_R") else name
+        order.append(index.get(twin, index[name]))
+    return order
 
 
 def _load_yaml_resource(filename: str) -> object:

@@ -52,8 +52,11 @@ def test_train_writes_a_checkpoint_that_stands_alone(project):
     meta = ck.metadata
     assert meta.structures == ["Bladder", "Rectum"] and meta.output_mode == "multiclass"
     assert meta.channels == ["background", "Bladder", "Rectum"]
-    assert meta.preprocessing["context_slices"] == 1 and meta.model_config["in_channels"] == 3
+    assert meta.preprocess["context_slices"] == 1 and meta.model_config["in_channels"] == 3
     assert meta.training_summary["train_patients"] and meta.training_summary["val_patients"]
+    seen = meta.training_summary["seen"]  # what segment compares a new CT with
+    assert seen["patients"] == len(meta.training_summary["train_patients"])
+    assert seen["pixel_mm"][0] <= seen["pixel_mm"][1] and set(seen["structure_ml"]) == {"Bladder", "Rectum"}
     assert meta.extra["train_config"]["model"]["name"] == "unet"
     with open(out / "log.csv") as fh:
         rows = list(csv.DictReader(fh))

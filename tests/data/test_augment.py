@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cervseg.config import AugmentConfig
-from cervseg.data.augment import Augmenter, RandGaussianElasticd, left_right_pairs
+from cervseg.data.augment import Augmenter, RandGaussianElasticd
+from cervseg.structures import left_right_swap
 from tests.tiny_data import STRUCTURES, tiny_patient
 
 OFF = dict(flip_lr_prob=0, flip_ap_prob=0, rotate_prob=0, scale_intensity_prob=0, shift_intensity_prob=0,
@@ -21,8 +24,8 @@ def _slice(z=7):
 
 
 def test_left_right_pairs():
-    assert left_right_pairs(STRUCTURES) == [(2, 3)]
-    assert left_right_pairs(["Bladder", "Femur_Head_L"]) == []
+    assert left_right_swap(STRUCTURES) == [0, 1, 3, 2, 4]  # the (2, 3) pair exchanged
+    assert left_right_swap(["Bladder", "Femur_Head_L"]) == [0, 1]  # no twin: nothing moves
 
 
 def test_everything_off_is_identity():
@@ -126,3 +129,98 @@ def test_elastic_labels_match_channel_by_channel_resampling():
     ref = np.stack([ndimage.map_coordinates(c.astype(np.float64), grid, order=0, mode="constant") for c in label])
     np.testing.assert_array_equal(out["label"], ref.astype(label.dtype))
     assert not np.array_equal(out["label"], label)
+
+
+# ---------------------------------------------------------------- sim-to-real (SynthSeg style)
+
+SIM_TO_REAL = ("intensity_remap_prob", "bias_field_prob", "blur_prob", "low_resolution_prob",
+               "noise_texture_prob", "gamma_prob")
+
+
+def _only(**settings) -> Augmenter:
+    return Augmenter(AugmentConfig(**{**OFF, **settings}), STRUCTURES)
+
+
+def _high_frequency(img: np.ndarray) -> float:
+    """Mean squared difference of horizontal neighbours: falls when an image is blurred."""
+    return float(np.mean(np.diff(img, axis=-1) ** 2))
+
+
+def test_sim_to_real_is_off_by_default_and_in_the_paper_configs() -> None:
+    from cervseg.config import load_config
+
+    assert all(getattr(AugmentConfig(), name) == 0 for name in SIM_TO_REAL)
+    for paper in ("cab_se_unet_paper000.yaml", "resau_net_paper001.yaml"):
+        cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / paper)
+        assert all(getattr(cfg.augment, name) == 0 for name in SIM_TO_REAL), paper
+    image, label = _slice()
+    out, lab = _only()(image, label, seed=1)
+    assert np.array_equal(out, image) and np.array_equal(lab, label)
+
+
+@pytest.mark.parametrize("name", SIM_TO_REAL)
+def test_each_sim_to_real_transform_changes_the_image_only_and_is_seeded(name: str) -> None:
+    image, label = _slice()
+    aug = _only(**{name: 1.0})
+    a, la = aug(image, label, seed=3)
+    b, lb = aug(image, label, seed=3)
+    c, _ = aug(image, label, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.allclose(a, image) and a.shape == image.shape and a.dtype == np.float32
+    assert np.array_equal(la, label) and np.array_equal(lb, label)
+
+
+def test_blur_and_low_resolution_remove_fine_detail() -> None:
+    image, label = _slice()
+    for name in ("blur_prob", "low_resolution_prob"):
+        out, _ = _only(**{name: 1.0})(image, label, seed=2)
+        assert _high_frequency(out) < 0.8 * _high_frequency(image), name
+
+
+def test_noise_texture_has_the_asked_sd_and_is_correlated() -> None:
+    flat = np.zeros((1, 128, 128), np.float32)
+    label = np.zeros((len(STRUCTURES), 128, 128), np.uint8)
+    white, _ = _only(noise_texture_prob=1.0, noise_texture_std=0.2, noise_texture_sigma_px=0.0)(flat, label, seed=0)
+    smooth, _ = _only(noise_texture_prob=1.0, noise_texture_std=0.2, noise_texture_sigma_px=2.0)(flat, label, seed=0)
+
+    def neighbour_correlation(x: np.ndarray) -> float:
+        return float(np.corrcoef(x[0, :, :-1].ravel(), x[0, :, 1:].ravel())[0, 1])
+
+    assert white.std() == pytest.approx(0.2, rel=0.01) and smooth.std() == pytest.approx(0.2, rel=0.01)
+    assert abs(neighbour_correlation(white)) < 0.05 and neighbour_correlation(smooth) > 0.8
+
+
+def test_intensity_remap_is_one_function_of_intensity() -> None:
+    """Every pixel of one input value gets one output value: a remap of the scale, not noise."""
+    levels = np.repeat(np.linspace(0, 1, 8, dtype=np.float32), 8)
+    image = np.tile(levels, (1, 64, 1))
+    label = np.zeros((len(STRUCTURES), 64, 64), np.uint8)
+    out, _ = _only(intensity_remap_prob=1.0)(image, label, seed=5)
+    for v in np.unique(image):
+        assert np.ptp(out[image == v]) < 1e-5
+    assert not np.allclose(out, image)
+
+
+def test_bias_field_is_smooth_and_multiplicative() -> None:
+    image = np.ones((1, 64, 64), np.float32)
+    label = np.zeros((len(STRUCTURES), 64, 64), np.uint8)
+    out, _ = _only(bias_field_prob=1.0, bias_field_coeff=0.5)(image, label, seed=1)
+    assert out.min() > 0 and np.ptp(out) > 0.05
+    log_field = np.log(out[0])  # the field is exp(polynomial): smooth, no texture
+    first = np.abs(np.diff(log_field, axis=-1)).mean()
+    second = np.abs(np.diff(log_field, n=2, axis=-1)).mean()
+    assert second < 0.1 * first
+
+
+def test_gamma_keeps_mean_and_sd() -> None:
+    image, label = _slice()
+    out, _ = _only(gamma_prob=1.0, gamma_range=(0.5, 0.6))(image, label, seed=1)
+    assert out.mean() == pytest.approx(image.mean(), rel=1e-3) and out.std() == pytest.approx(image.std(), rel=1e-3)
+    assert not np.allclose(out, image)
+
+
+def test_left_right_flip_still_swaps_labels_with_sim_to_real_on() -> None:
+    image, label = _slice()
+    out, lab = _only(flip_lr_prob=1.0, **{n: 1.0 for n in SIM_TO_REAL})(image, label, seed=0)
+    left, right = STRUCTURES.index("Femur_Head_L"), STRUCTURES.index("Femur_Head_R")
+    assert np.array_equal(lab[left], label[right][:, ::-1]) and np.array_equal(lab[right], label[left][:, ::-1])

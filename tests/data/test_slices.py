@@ -38,6 +38,28 @@ def test_items_match_inference_preprocessing(cache):
     assert ds.cut_fraction["P00"] == {"Rectum": 0.0, "Bladder": 0.0}
 
 
+def test_millimetre_plan_items_are_the_predictors_input_and_masks_keep_their_area(cache):
+    """2.5 mm cached pixels resampled to a 2 mm plan: the image is what inference computes, masks keep mm^2."""
+    from cervseg.data.preprocess import body_bounding_box, grid_for
+
+    cfg = PreprocessConfig(intensity="window", spacing_mm=2.0, crop_mm=120, context_slices=1)
+    ds = SliceDataset(cache, ["P00"], ["Bladder", "Rectum"], cfg)
+    vol, labels = tiny_patient(0)
+    grid = grid_for(cfg, body_bounding_box(vol.array, cfg.body_threshold_hu), vol.geometry.shape[1:],
+                    vol.geometry.spacing[1:])
+    assert not grid.integral and grid.shape == (60, 60)
+    pre = Preprocessor(cfg)
+    for index in range(len(ds)):
+        item = ds[index]
+        z = item["z"]
+        assert item["image"].shape == (3, 60, 60)
+        np.testing.assert_array_equal(item["image"].numpy(), pre.slice_input(vol.array, z, grid))
+        for c, name in enumerate(("Bladder", "Rectum")):
+            area = labels[name][z].sum() * 2.5 ** 2
+            if area > 150:  # at least ~24 source pixels: the outline, not a speck, decides
+                assert item["label"][c].sum().item() * 2.0 ** 2 == pytest.approx(area, rel=0.15), (z, name)
+
+
 def test_crop_that_cuts_structures_is_measured(cache, caplog):
     ds = SliceDataset(cache, ["P00"], ["Femur_Head_L"], PreprocessConfig(intensity="window", crop_size=16))
     assert 0.2 < ds.cut_fraction["P00"]["Femur_Head_L"] <= 1.0

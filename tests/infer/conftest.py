@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out, model, model_name="unet",
         model_config={"in_channels": preprocessing.in_channels, "out_channels": len(STRUCTURES), "base_width": 4},
         structures=STRUCTURES, output_mode="multilabel",
-        preprocessing=preprocessing.model_dump(), training_summary={"description": "unit test"},
+        preprocess=preprocessing.model_dump(), training_summary={"description": "unit test"},
     )
     return out
 

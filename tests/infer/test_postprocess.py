@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cervseg.data.grid import body_bounding_box
 from cervseg.errors import StructureError
 from scipy import ndimage
 
 from cervseg.infer.postprocess import (
-    PostprocessRule, apply_rule, assign_femoral_heads_by_side, body_midline_x, drop_small_islands,
+    PostprocessRule, apply_rule, assign_femoral_heads_by_side, drop_small_islands,
     fill_holes_per_slice, keep_largest_component, postprocess,
 )
 from cervseg.structures import load_template
-from cervseg.volume import Geometry, LabelMap, Volume
+from cervseg.volume import Geometry, LabelMap
 
 GRID = Geometry.axial((6, 20, 20), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))  # 2 mm^3 voxels
 
@@ -134,7 +135,7 @@ def test_fused_heads_are_split_at_the_body_midline() -> None:
     fused[1:3, 8:12, 38:48] = True  # left head
     fused[1:3, 10, 22:38] = True  # bridge
     labels = LabelMap(wide, {"Femur_Head_L": np.zeros(wide.shape, bool), "Femur_Head_R": fused})
-    midline = body_midline_x(Volume(hu, wide))
+    midline = body_bounding_box(hu, -500).midline_x(wide)
     assert midline == pytest.approx(118.0)
     assign_femoral_heads_by_side(labels, midline)
     assert labels["Femur_Head_L"][:, :, 38:48].sum() == fused[:, :, 38:48].sum()
@@ -152,6 +153,6 @@ def test_both_heads_in_both_channels_keep_both_heads() -> None:
     left = np.zeros(wide.shape, bool)
     left[1:3, 8:12, 38:47] = True  # a little smaller than the right head
     labels = LabelMap(wide, {"Femur_Head_L": left | right, "Femur_Head_R": left | right})
-    out = postprocess(labels, load_template("cervix").postprocess, midline_x=body_midline_x(Volume(hu, wide)))
+    out = postprocess(labels, load_template("cervix").postprocess, midline_x=body_bounding_box(hu, -500).midline_x(wide))
     assert np.array_equal(out["Femur_Head_L"], left)
     assert np.array_equal(out["Femur_Head_R"], right)

@@ -31,7 +31,7 @@ def _save(path, model=None, **overrides):
         output_mode="multiclass",
         merge_femoral_heads=True,
         priority=["Rectum"],
-        preprocessing={"window": (300, 50), "crop": np.int64(256), "context_slices": 1, "scale": np.float32(0.5)},
+        preprocess={"window": (300, 50), "crop": np.int64(256), "context_slices": 1, "scale": np.float32(0.5)},
         training_summary={"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": np.bool_(False)},
         extra={"epochs": 2, "best_val_loss": 0.25},
     )
@@ -52,7 +52,7 @@ def test_folder_layout_and_metadata_round_trip(saved):
     assert meta.structures == STRUCTURES and meta.output_mode == "multiclass"
     assert meta.output.merge_femoral_heads and meta.output.priority == ("Rectum",)
     assert meta.channels == ["background", "Bladder", "Rectum", "Femur_Head"]
-    assert meta.preprocessing == {"window": [300, 50], "crop": 256, "context_slices": 1, "scale": 0.5}
+    assert meta.preprocess == {"window": [300, 50], "crop": 256, "context_slices": 1, "scale": 0.5}
     assert meta.training_summary == {"patients": {"train": 3, "val": 1}, "source": "phantom tiny", "resumed": False}
     assert meta.extra == {"epochs": 2, "best_val_loss": 0.25}
     assert meta.versions["torch"] == torch.__version__
@@ -109,7 +109,7 @@ def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
         ({"model_config": {**CONFIG, "out_channels": 5}}, "out_channels=5"),
         ({"model_config": {**CONFIG, "base_width": 4}}, "does not rebuild"),
         ({"model_config": {"out_channels": 4}}, "in_channels"),
-        ({"preprocessing": {"fn": object()}}, "preprocessing.fn"),
+        ({"preprocess": {"fn": object()}}, "preprocess.fn"),
         ({"extra": {"loss": float("nan")}}, "extra.loss"),
     ],
 )
@@ -209,3 +209,23 @@ def test_errors_are_cervseg_errors_naming_the_file(saved):
     with pytest.raises(CervsegError) as info:
         load_checkpoint(saved)
     assert str(saved / "weights.pt") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_format_1_checkpoints_are_read_as_the_pixel_plan_they_were(tmp_path):
+    """Before the plan in mm: key 'preprocessing', the CT's own pixels, crop_size 256 when absent."""
+    import json
+
+    from cervseg.config import PreprocessConfig
+    from cervseg.infer.builtin import builtin_model_path
+    from cervseg.models.checkpoint import read_metadata
+
+    builtin = PreprocessConfig.model_validate(read_metadata(builtin_model_path()).preprocess)
+    assert not builtin.millimetre_plan and builtin.crop_pixels == 256 and builtin.context_slices == 1
+    path = _save(tmp_path / "ckpt", preprocess={"intensity": "window", "context_slices": 1})
+    raw = json.loads((path / "checkpoint.json").read_text())
+    assert raw["format_version"] == 2 and "preprocess" in raw and "preprocessing" not in raw
+    raw["format_version"] = 1
+    raw["preprocessing"] = raw.pop("preprocess")
+    (path / "checkpoint.json").write_text(json.dumps(raw))
+    plan = PreprocessConfig.model_validate(load_checkpoint(path).metadata.preprocess)
+    assert (plan.spacing_mm, plan.crop_mm, plan.crop_size) == (None, None, 256)

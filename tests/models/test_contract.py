@@ -113,7 +113,7 @@ def test_checkpoint_round_trip_predicts_identically(name, tmp_path):
         model_config=config,
         structures=["Disc", "Square", "Union"],
         output_mode="multilabel",
-        preprocessing={"context_slices": 1},
+        preprocess={"context_slices": 1},
         training_summary={"slices": 2},
     )
     loaded = load_checkpoint(tmp_path / "ckpt")

@@ -101,7 +101,7 @@ def test_checkpoint_alone_reproduces_validation_dice(cache_dir, tmp_path):
     ck = load_checkpoint(result.checkpoint)
     meta = ck.metadata
     assert len(meta.training_summary["val_patients"]) == 1
-    pre = Preprocessor(PreprocessConfig.model_validate(meta.preprocessing))
+    pre = Preprocessor(PreprocessConfig.model_validate(meta.preprocess))
     cache = Cache(cache_dir)
     pid = meta.training_summary["val_patients"][0]
     vol = cache.volume(pid)

@@ -14,6 +14,14 @@ RandScaleIntensityd, RandShiftIntensityd) plus two small transforms MONAI lacks 
   MONAI's Rand2DElastic uses a coarse control-point grid instead, and Rand3DElastic (which
   does smooth a per-voxel field) is 3-D only.
 
+Sim-to-real intensity augmentation in the SynthSeg style (Billot et al. 2023), applied to
+the image only, after the spatial steps, in SynthSeg's order: a random piecewise-linear remap
+of the intensity scale (MONAI RandHistogramShiftd: each HU band, i.e. each tissue, gets its
+own random contrast), a smooth multiplicative bias field (RandBiasFieldd), blur
+(RandGaussianSmoothd) and a coarser resolution (RandSimulateLowResolutiond), correlated
+noise (``RandCorrelatedNoised``, hand-written: MONAI's RandGaussianNoise is white), and a
+gamma curve (RandAdjustContrastd). All are off unless their probability is set.
+
 Images are resampled bilinearly, labels nearest-neighbour, so labels stay exactly 0/1.
 Seeding: ``Augmenter(sample..., seed=s)`` reseeds every random transform from ``s``, so a
 sample's augmentation depends only on (seed, epoch, index), not on worker processes.
@@ -22,41 +30,22 @@ sample's augmentation depends only on (seed, epoch, index), not on worker proces
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import (
-    Compose, MapTransform, RandAffined, RandFlipd, RandomizableTransform, RandRotated,
-    RandScaleIntensityd, RandShiftIntensityd,
+    Compose, MapTransform, RandAdjustContrastd, RandAffined, RandBiasFieldd, RandFlipd, RandGaussianSmoothd,
+    RandHistogramShiftd, RandomizableTransform, RandRotated, RandScaleIntensityd, RandShiftIntensityd,
+    RandSimulateLowResolutiond,
 )
 from scipy import ndimage
 
 from cervseg.config import AugmentConfig
+from cervseg.structures import left_right_swap
 
 IMAGE, LABEL = "image", "label"
-_PAIR = re.compile(r"^(.*)_([LR])$")
-
-
-def left_right_pairs(structures: Sequence[str]) -> list[tuple[int, int]]:
-    """Index pairs (left, right) of structures named ``X_L`` and ``X_R``."""
-    index = {s: i for i, s in enumerate(structures)}
-    pairs = []
-    for s, i in index.items():
-        m = _PAIR.match(s)
-        if m and m.group(2) == "L" and f"{m.group(1)}_R" in index:
-            pairs.append((i, index[f"{m.group(1)}_R"]))
-    return pairs
-
-
-def swap_permutation(n: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Channel order that exchanges each pair."""
-    perm = np.arange(n)
-    for a, b in pairs:
-        perm[a], perm[b] = b, a
-    return perm
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -65,26 +54,38 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-class RandLeftRightFlipd(RandomizableTransform, MapTransform):
-    """Flip image and label along the array columns and swap the L/R label channels."""
+class _RandEachKeyd(RandomizableTransform, MapTransform):
+    """One random draw per call, then ``transform_key`` on every key (or on none)."""
 
-    def __init__(self, keys: KeysCollection, label_key: str, structures: Sequence[str], prob: float = 0.5):
+    def __init__(self, keys: KeysCollection, prob: float):
         RandomizableTransform.__init__(self, prob)
         MapTransform.__init__(self, keys)
-        self.label_key = label_key
-        self.perm = swap_permutation(len(structures), left_right_pairs(structures))
+
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         self.randomize(None)
         d = dict(data)
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            arr = np.flip(_numpy(d[key]), axis=-1)
-            if key == self.label_key:
-                arr = arr[self.perm]
-            d[key] = np.ascontiguousarray(arr)
+        if self._do_transform:
+            for key in self.key_iterator(d):
+                d[key] = self.transform_key(key, _numpy(d[key]))
         return d
+
+
+class RandLeftRightFlipd(_RandEachKeyd):
+    """Flip image and label along the array columns and swap the L/R label channels."""
+
+    def __init__(self, keys: KeysCollection, label_key: str, structures: Sequence[str], prob: float = 0.5):
+        super().__init__(keys, prob)
+        self.label_key = label_key
+        self.perm = np.asarray(left_right_swap(structures), dtype=np.intp)
+
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        arr = np.flip(arr, axis=-1)
+        if key == self.label_key:
+            arr = arr[self.perm]
+        return np.ascontiguousarray(arr)
 
 
 class RandGaussianElasticd(RandomizableTransform, MapTransform):
@@ -134,6 +135,46 @@ class RandGaussianElasticd(RandomizableTransform, MapTransform):
         return d
 
 
+class RandCorrelatedNoised(_RandEachKeyd):
+    """Add Gaussian noise smoothed over ``sigma`` pixels and rescaled to SD ``std`` (CT noise has texture).
+
+    Each channel (each slice of a 2.5D input) gets its own noise, as neighbouring CT slices do.
+    """
+
+    def __init__(self, keys: KeysCollection, std: float, sigma: float, prob: float = 0.1):
+        super().__init__(keys, prob)
+        self.std = float(std)
+        self.sigma = float(sigma)
+
+    def transform_key(self, key: Hashable, arr: np.ndarray) -> np.ndarray:
+        noise = self.R.standard_normal(arr.shape)
+        if self.sigma > 0:
+            noise = np.stack([ndimage.gaussian_filter(c, self.sigma, mode="reflect") for c in noise])
+        sd = noise.reshape(noise.shape[0], -1).std(axis=1).reshape(-1, *([1] * (noise.ndim - 1)))
+        return arr.astype(np.float32) + (self.std * noise / np.maximum(sd, 1e-12)).astype(np.float32)
+
+
+def sim_to_real_transforms(cfg: AugmentConfig) -> list[Any]:
+    """The configured SynthSeg-style intensity transforms of the image, in SynthSeg's order."""
+    t: list[Any] = []
+    if cfg.intensity_remap_prob > 0:
+        t.append(RandHistogramShiftd(IMAGE, num_control_points=cfg.intensity_remap_points,
+                                     prob=cfg.intensity_remap_prob))
+    if cfg.bias_field_prob > 0 and cfg.bias_field_coeff > 0:
+        t.append(RandBiasFieldd(IMAGE, degree=3, coeff_range=(0.0, cfg.bias_field_coeff), prob=cfg.bias_field_prob))
+    if cfg.blur_prob > 0:
+        t.append(RandGaussianSmoothd(IMAGE, sigma_x=cfg.blur_sigma_px, sigma_y=cfg.blur_sigma_px, prob=cfg.blur_prob))
+    if cfg.low_resolution_prob > 0:
+        t.append(RandSimulateLowResolutiond(IMAGE, prob=cfg.low_resolution_prob, downsample_mode="area",
+                                            upsample_mode="bilinear", zoom_range=cfg.low_resolution_zoom))
+    if cfg.noise_texture_prob > 0 and cfg.noise_texture_std > 0:
+        t.append(RandCorrelatedNoised(IMAGE, cfg.noise_texture_std, cfg.noise_texture_sigma_px,
+                                      prob=cfg.noise_texture_prob))
+    if cfg.gamma_prob > 0:
+        t.append(RandAdjustContrastd(IMAGE, gamma=cfg.gamma_range, retain_stats=True, prob=cfg.gamma_prob))
+    return t
+
+
 class Augmenter:
     """The configured augmentation of one (image, label) slice pair, reseeded per call."""
 
@@ -161,6 +202,7 @@ class Augmenter:
         if cfg.elastic_prob > 0 and cfg.elastic_strength_px > 0:
             t.append(RandGaussianElasticd(keys, [LABEL], cfg.elastic_sigma_px, cfg.elastic_strength_px,
                                           prob=cfg.elastic_prob))
+        t.extend(sim_to_real_transforms(cfg))
         if cfg.scale_intensity_prob > 0 and cfg.scale_intensity_factor > 0:
             t.append(RandScaleIntensityd(IMAGE, factors=cfg.scale_intensity_factor, prob=cfg.scale_intensity_prob))
         if cfg.shift_intensity_prob > 0 and cfg.shift_intensity_offset > 0:

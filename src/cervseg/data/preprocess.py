@@ -1,52 +1,31 @@
-"""HU slices -> network input, and back: intensity, body-centred crop/pad, 2.5D context.
+"""HU slices -> network input, and back: the plan's grid (data.grid), intensity, 2.5D context.
 
 Pure numpy (and scipy for the body outline): training and a clinic's inference node both
 use this module, and the node must never import training code or need torch for it.
 
-Order of operations, the same everywhere: crop/pad the HU slice (padding is air,
--1024 HU) -> intensity transform. The crop box is recorded (``CropBox``) so that a
-prediction on the cropped grid can be put back on the CT's own grid exactly (``uncrop``).
+Order of operations, the same everywhere: place the plan's grid on the CT around the body
+(``grid.grid_for``) -> resample or crop/pad the HU slice onto it (padding is air,
+-1024 HU) -> intensity transform. The grid is kept (``SliceGrid``) so that a prediction on
+it can be put back on the CT's own grid (``SliceGrid.to_source``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from typing import Iterable
 
 import numpy as np
-from scipy import ndimage
 
 from cervseg.config import PreprocessConfig
+from cervseg.data.grid import (  # noqa: F401  (re-exported: the crop is part of the preprocessing)
+    BodyBox, CropBox, SliceGrid, body_bounding_box, crop, crop_box_around, grid_for, uncrop,
+)
 from cervseg.errors import ConfigError, GeometryError
 from cervseg.volume import Geometry
 
 log = logging.getLogger(__name__)
 
 AIR_HU = -1024.0
-BODY_OPENING_PIXELS = 2  # removes couch shells and wires up to ~4 px thick from the body outline
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """In-plane window [y0, y0+height) x [x0, x0+width) of a (rows, cols) = source_shape image.
-
-    y0/x0 may be negative and the window may run past the image: those pixels are padding.
-    """
-
-    y0: int
-    x0: int
-    height: int
-    width: int
-    source_shape: tuple[int, int]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CropBox":
-        return cls(int(d["y0"]), int(d["x0"]), int(d["height"]), int(d["width"]),
-                   tuple(int(s) for s in d["source_shape"]))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- intensity
@@ -97,88 +76,10 @@ def zscore_statistics(volumes: Iterable[np.ndarray], clamp: tuple[float, float],
 
 # ---------------------------------------------------------------- crop / pad
 
-def body_bounding_box(hu: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
-    """(ymin, ymax, xmin, xmax) inclusive of the body outline, or None when no voxel exceeds threshold.
-
-    The body is the largest connected region above ``threshold`` HU in the axial
-    projection of the whole volume (a 2D array is one slice), which leaves out the couch
-    and small detached objects. The projection is first opened by a few pixels: a couch
-    top's thin shell touches the patient's back and would otherwise join the body and
-    widen it to the couch (moving the crop centre and the midline that sides the femoral
-    heads). Nothing four pixels thick or thinner survives the opening.
-    """
-    arr = np.asarray(hu)
-    mask = arr > threshold
-    if mask.ndim == 3:
-        mask = mask.any(axis=0)
-    if not mask.any():
-        return None
-    opened = ndimage.binary_opening(mask, iterations=BODY_OPENING_PIXELS)
-    if opened.any():
-        mask = opened
-    labels, count = ndimage.label(mask)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        mask = labels == int(np.argmax(sizes))
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-
-
 def crop_box_for(hu: np.ndarray, cfg: PreprocessConfig) -> CropBox:
-    """The crop window of ``cfg.crop_size`` centred on the body's bounding box (whole image when None)."""
+    """The pixel plan's crop window centred on the body's bounding box (whole image when no crop_size)."""
     body = body_bounding_box(hu, cfg.body_threshold_hu) if cfg.crop_size is not None else None
     return crop_box_around(body, np.asarray(hu).shape[-2:], cfg)
-
-
-def crop_box_around(body: tuple[int, int, int, int] | None, shape: Iterable[int], cfg: PreprocessConfig) -> CropBox:
-    """``crop_box_for`` given the body box already found (the predictor also reports on it)."""
-    shape = tuple(int(s) for s in shape)
-    if cfg.crop_size is None:
-        return CropBox(0, 0, shape[0], shape[1], shape)  # type: ignore[arg-type]
-    size = int(cfg.crop_size)
-    if body is None:
-        log.warning("no voxel above %.0f HU: centring the crop on the image", cfg.body_threshold_hu)
-        cy, cx = shape[0] / 2.0, shape[1] / 2.0
-    else:
-        ymin, ymax, xmin, xmax = body
-        cy, cx = (ymin + ymax + 1) / 2.0, (xmin + xmax + 1) / 2.0
-    y0 = int(np.floor(cy - size / 2.0 + 0.5))
-    x0 = int(np.floor(cx - size / 2.0 + 0.5))
-    return CropBox(y0, x0, size, size, shape)  # type: ignore[arg-type]
-
-
-def _overlap(start: int, length: int, limit: int) -> tuple[int, int, int, int]:
-    """Source [s0, s1) and destination [d0, d1) ranges of a window against [0, limit)."""
-    s0, s1 = max(start, 0), min(start + length, limit)
-    if s1 <= s0:
-        return 0, 0, 0, 0
-    return s0, s1, s0 - start, s1 - start
-
-
-def crop(array: np.ndarray, box: CropBox, fill: float = 0) -> np.ndarray:
-    """Cut ``box`` out of the last two axes of ``array``, padding outside the image with ``fill``."""
-    arr = np.asarray(array)
-    if tuple(arr.shape[-2:]) != tuple(box.source_shape):
-        raise GeometryError(f"crop box made for {box.source_shape} applied to an image of {arr.shape[-2:]}")
-    out = np.full(arr.shape[:-2] + (box.height, box.width), fill, dtype=arr.dtype)
-    ys0, ys1, yd0, yd1 = _overlap(box.y0, box.height, arr.shape[-2])
-    xs0, xs1, xd0, xd1 = _overlap(box.x0, box.width, arr.shape[-1])
-    out[..., yd0:yd1, xd0:xd1] = arr[..., ys0:ys1, xs0:xs1]
-    return out
-
-
-def uncrop(array: np.ndarray, box: CropBox, fill: float = 0) -> np.ndarray:
-    """Put a cropped array back on the source grid; pixels outside the crop get ``fill``."""
-    arr = np.asarray(array)
-    if tuple(arr.shape[-2:]) != (box.height, box.width):
-        raise GeometryError(f"array of {arr.shape[-2:]} does not match the crop {box.height}x{box.width}")
-    out = np.full(arr.shape[:-2] + tuple(box.source_shape), fill, dtype=arr.dtype)
-    ys0, ys1, yd0, yd1 = _overlap(box.y0, box.height, box.source_shape[0])
-    xs0, xs1, xd0, xd1 = _overlap(box.x0, box.width, box.source_shape[1])
-    out[..., ys0:ys1, xs0:xs1] = arr[..., yd0:yd1, xd0:xd1]
-    return out
 
 
 def crop_geometry(geometry: Geometry, box: CropBox) -> Geometry:
@@ -211,7 +112,7 @@ def context_indices(z: int, nz: int, k: int) -> np.ndarray:
 # ---------------------------------------------------------------- the whole chain
 
 class Preprocessor:
-    """Apply one PreprocessConfig to a CT volume (z, y, x) in HU, and undo its crop."""
+    """Apply one plan (PreprocessConfig) to a CT volume (z, y, x) in HU, and undo its grid."""
 
     def __init__(self, cfg: PreprocessConfig):
         if cfg.needs_statistics:
@@ -222,17 +123,28 @@ class Preprocessor:
     def in_channels(self) -> int:
         return self.cfg.in_channels
 
+    def body(self, hu_volume: np.ndarray) -> BodyBox | None:
+        """The one body detection of a CT (canonical layout), with the plan's threshold."""
+        return body_bounding_box(hu_volume, self.cfg.body_threshold_hu)
+
+    def grid(self, shape: Iterable[int], pixel_mm: tuple[float, ...], body: BodyBox | None) -> SliceGrid:
+        """The plan's grid on a CT of in-plane ``shape`` and (row, col) ``pixel_mm``, placed by its ``body``."""
+        return grid_for(self.cfg, body, shape, pixel_mm)
+
     def crop_box(self, hu_volume: np.ndarray) -> CropBox:
+        """The pixel plan's crop box (the grid of a pixel plan is a crop)."""
         return crop_box_for(hu_volume, self.cfg)
 
-    def slice_input(self, hu_volume: np.ndarray, z: int, box: CropBox) -> np.ndarray:
-        """Network input for slice z: (2k+1, H, W) float32, neighbours as channels."""
+    def slice_input(self, hu_volume: np.ndarray, z: int, grid: SliceGrid | CropBox) -> np.ndarray:
+        """Network input for slice z: (2k+1, H, W) float32, neighbours (by slice index) as channels."""
         idx = context_indices(z, hu_volume.shape[0], self.cfg.context_slices)
         hu = np.asarray(hu_volume[idx])  # fancy indexing also reads a memory map
-        return normalise(crop(hu, box, fill=AIR_HU), self.cfg)
+        if isinstance(grid, CropBox):
+            grid = SliceGrid.from_box(grid)
+        return normalise(grid.to_network(hu, fill=AIR_HU), self.cfg)
 
     def volume_input(self, hu_volume: np.ndarray, box: CropBox | None = None) -> tuple[np.ndarray, CropBox]:
-        """All slices at once: (z, 2k+1, H, W) float32 and the crop box used."""
+        """Pixel plan, all slices at once: (z, 2k+1, H, W) float32 and the crop box used."""
         box = box or self.crop_box(hu_volume)
         cropped = normalise(crop(np.asarray(hu_volume), box, fill=AIR_HU), self.cfg)
         idx = np.stack([context_indices(z, cropped.shape[0], self.cfg.context_slices)

@@ -1,9 +1,11 @@
 """A torch Dataset of 2D / 2.5D slices read from the training cache.
 
 Each item is one axial slice: the preprocessed input (2k+1 channels for 2.5D, via
-``preprocess.Preprocessor`` exactly as inference will do it) and the structure masks cut
-with the same crop box. The crop box is fixed per patient (centred on the body outline of
-the whole volume), so neighbouring slices line up for 2.5D.
+``preprocess.Preprocessor`` exactly as inference will do it: resampled to the plan's pixel
+size and cut to its crop) and the structure masks put on the same grid (cropped, or
+resampled linearly and cut at 0.5, so a mask keeps its outline at any pixel size). The grid
+is fixed per patient (centred on the body outline of the whole volume, found once), so
+neighbouring slices line up for 2.5D.
 
 Slices without any structure can be thinned out (``empty_fraction``): the chosen empty
 slices are drawn once from the seed, so a run is reproducible and resumable.
@@ -23,13 +25,24 @@ from torch.utils.data import Dataset
 from cervseg.config import PreprocessConfig
 from cervseg.data.augment import Augmenter
 from cervseg.data.cache import Cache, unpack_masks
-from cervseg.data.preprocess import CropBox, Preprocessor, crop, crop_box_for, zscore_statistics
+from cervseg.errors import ConfigError
+from cervseg.data.preprocess import (
+    AIR_HU, Preprocessor, SliceGrid, body_bounding_box, crop, grid_for, zscore_statistics,
+)
 
 log = logging.getLogger(__name__)
 
 
+def patient_grid(cache: Cache, pid: str, cfg: PreprocessConfig) -> SliceGrid:
+    """The plan's grid on one cached patient, placed by its one body detection (as inference does)."""
+    geometry = cache.geometry(pid)
+    needs_body = cfg.millimetre_plan or cfg.crop_size is not None
+    body = body_bounding_box(cache.image(pid), cfg.body_threshold_hu) if needs_body else None
+    return grid_for(cfg, body, geometry.shape[1:], geometry.spacing[1:])
+
+
 def resolve_preprocess(cache: Cache, patients: Sequence[str], cfg: PreprocessConfig, every: int = 2) -> PreprocessConfig:
-    """The config with z-score statistics filled in from ``patients`` (inside their crop boxes).
+    """The config with z-score statistics filled in from ``patients`` (on the plan's grid).
 
     Measured on the region the network sees, on every ``every``-th slice, so that a clinic's
     field of view (how much air around the body) does not shift the normalisation.
@@ -39,25 +52,32 @@ def resolve_preprocess(cache: Cache, patients: Sequence[str], cfg: PreprocessCon
 
     def crops():
         for pid in patients:
-            img = cache.image(pid)
-            box = crop_box_for(img, cfg)
-            yield crop(np.asarray(img[::every]), box, fill=-1024)
+            grid = patient_grid(cache, pid, cfg)
+            yield grid.to_network(np.asarray(cache.image(pid)[::every]), fill=AIR_HU)
 
     mean, std = zscore_statistics(crops(), cfg.clamp_hu)
     log.info("z-score statistics from %d training patients: mean %.1f HU, std %.1f HU", len(patients), mean, std)
     return cfg.model_copy(update={"zscore_mean": round(mean, 4), "zscore_std": round(std, 4)})
 
 
-def _outside_fraction(cache: Cache, pid: str, structures: Sequence[str], box: CropBox) -> np.ndarray:
-    """Share of each structure's voxels that the crop box cuts away (0 in the usual case)."""
+def masks_on_grid(masks: np.ndarray, grid: SliceGrid) -> np.ndarray:
+    """(..., rows, cols) bool masks on the network grid as uint8 (cropped, or resampled and cut at 0.5)."""
+    if grid.integral:
+        return crop(masks, grid.crop_box, fill=False).astype(np.uint8)
+    return (grid.to_network(np.asarray(masks, dtype=np.float32), fill=0.0) > 0.5).astype(np.uint8)
+
+
+def _outside_fraction(cache: Cache, pid: str, structures: Sequence[str], grid: SliceGrid) -> np.ndarray:
+    """Share of each structure's voxels that lie outside the grid's crop (0 in the usual case)."""
     packed = cache.packed_masks(pid)[:, cache.channels(structures)]
     width = cache.geometry(pid).shape[2]
+    covered = grid.covered()
     footprint = unpack_masks(np.bitwise_or.reduce(np.asarray(packed), axis=0), width)  # (S, y, x)
-    if crop(footprint, box, fill=False).sum() == footprint.sum():
+    if not (footprint & ~covered).any():
         return np.zeros(len(structures))
     kept = np.zeros(len(structures))
     for z in range(packed.shape[0]):
-        kept += crop(unpack_masks(packed[z], width), box, fill=False).sum(axis=(1, 2))
+        kept += (unpack_masks(packed[z], width) & covered).sum(axis=(1, 2))
     total = np.array([cache.entry(pid)["voxels"][s] for s in structures], dtype=float)
     return 1.0 - kept / np.maximum(total, 1)
 
@@ -85,25 +105,30 @@ class SliceDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         rng = np.random.default_rng(seed)
-        self.boxes: list[CropBox] = []
+        self.grids: list[SliceGrid] = []
         items: list[tuple[int, int]] = []
         self.cut_fraction: dict[str, dict[str, float]] = {}
         for pi, pid in enumerate(self.patients):
-            box = crop_box_for(cache.image(pid), preprocess)
-            self.boxes.append(box)
+            grid = patient_grid(cache, pid, preprocess)
+            self.grids.append(grid)
             fg = cache.slices_with_structure(pid, self.structures)
             empty = np.flatnonzero(~fg)
             keep = int(round(empty_fraction * len(empty)))
             chosen = np.sort(rng.choice(empty, size=keep, replace=False)) if keep < len(empty) else empty
             zs = np.sort(np.concatenate([np.flatnonzero(fg), chosen]))
             items.extend((pi, int(z)) for z in zs)
-            cut = _outside_fraction(cache, pid, self.structures, box)
+            cut = _outside_fraction(cache, pid, self.structures, grid)
             self.cut_fraction[pid] = {s: float(c) for s, c in zip(self.structures, cut)}
             if cut.max() > 0.01:
                 worst = self.structures[int(cut.argmax())]
-                log.warning("%s: the %s crop cuts away %.0f%% of %s; consider a larger preprocess.crop_size",
-                            pid, f"{box.height}x{box.width}", 100 * cut.max(), worst)
+                log.warning("%s: the %s crop cuts away %.0f%% of %s; consider a larger preprocess.%s",
+                            pid, "x".join(str(n) for n in grid.shape), 100 * cut.max(), worst,
+                            "crop_mm" if preprocess.millimetre_plan else "crop_size")
         self.items = items
+        shapes = sorted({g.shape for g in self.grids})
+        if len(shapes) > 1:
+            raise ConfigError(f"preprocess: the patients' slices come out in {len(shapes)} sizes {shapes[:3]}; "
+                              "set preprocess.crop_mm (or crop_size) so that every slice has one size")
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation of the coming epoch (call before creating the DataLoader iterator)."""
@@ -118,9 +143,9 @@ class SliceDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         pi, z = self.items[index]
         pid = self.patients[pi]
-        box = self.boxes[pi]
-        image = self.pre.slice_input(self.cache.image(pid), z, box)
-        label = crop(self.cache.mask_slices(pid, z, self.structures), box, fill=False).astype(np.uint8)
+        grid = self.grids[pi]
+        image = self.pre.slice_input(self.cache.image(pid), z, grid)
+        label = masks_on_grid(self.cache.mask_slices(pid, z, self.structures), grid)
         if self.augment is not None:
             image, label = self.augment(image, label, self.sample_seed(index))
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),

@@ -15,10 +15,9 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import ndimage
 
-from cervseg.data.preprocess import body_bounding_box
 from cervseg.errors import StructureError
 from cervseg.models.outputs import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
-from cervseg.volume import Geometry, LabelMap, Volume
+from cervseg.volume import Geometry, LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -113,24 +112,6 @@ def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> n
     return out
 
 
-def body_midline_x(volume: Volume, threshold_hu: float = -500.0) -> float | None:
-    """Patient x (LPS mm) of the body outline's centre, or None when no body is found.
-
-    Why: the midline that separates the femoral heads is the patient's, not the image's;
-    a patient lying off the table centre would otherwise lose a head to the other side.
-    """
-    return midline_x_of_box(body_bounding_box(volume.array, threshold_hu), volume.geometry)
-
-
-def midline_x_of_box(box: tuple[int, int, int, int] | None, geometry: Geometry) -> float | None:
-    """Patient x (LPS mm) of the centre of a body box (body_bounding_box) on ``geometry``'s grid."""
-    if box is None:
-        return None
-    ymin, ymax, xmin, xmax = box
-    centre = [(geometry.shape[0] - 1) / 2.0, (ymin + ymax) / 2.0, (xmin + xmax) / 2.0]
-    return float(geometry.index_to_lps(np.asarray([centre]))[0, 0])
-
-
 def assign_femoral_heads_by_side(labels: LabelMap, midline_x: float | None = None) -> None:
     """Re-assign femoral-head components to L/R by the patient x of their centroid (in place).
 
@@ -157,7 +138,8 @@ def postprocess(
 ) -> LabelMap:
     """A new LabelMap with each structure's rule applied (structures without a rule unchanged).
 
-    ``midline_x``: the patient's midline (body_midline_x) that separates the femoral heads.
+    ``midline_x``: the patient's midline that separates the femoral heads (``Prediction.midline_x``:
+    the predictor's one body detection).
     The sides are assigned first: a network that puts both heads in both channels would
     otherwise lose one head to "keep the largest part" in each channel.
     """

@@ -1,18 +1,23 @@
 """Checkpoint -> Predictor.predict(Volume) -> LabelMap on the CT's own grid.
 
 Why this shape: a clinic's contouring node loads a checkpoint folder and nothing else; the
-predictor applies exactly the preprocessing saved with the model (intensity, crop, 2.5D
+predictor applies exactly the plan saved with the model (intensity, pixel size, crop, 2.5D
 context), so training and inference cannot drift apart. It never imports training code.
 
 Geometry: the CT is first flipped to the HFS layout the network learned (see
-``Geometry.canonical_flips``), predicted slice by slice, un-cropped and flipped back, so
-an FFS or prone series gets its contours on the right side of the patient.
+``Geometry.canonical_flips``); its body is found once, which places the plan's grid
+(``data.grid``) and gives the midline that sides the femoral heads. Each slice is resampled
+to the plan's pixel size, predicted, and the *probabilities* are resampled back to the CT's
+grid before they are decided (threshold or argmax), then flipped back, so an FFS or prone
+series gets its contours on the right side of the patient. When the CT's pixels are the
+plan's (always so for a pixel plan) the grid is a crop: nothing is interpolated.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -20,25 +25,30 @@ import numpy as np
 import torch
 
 from cervseg.config import PreprocessConfig
-from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box, crop_box_around
+from cervseg.data.preprocess import BodyBox, Preprocessor, SliceGrid
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.outputs import split_femoral_heads, to_probabilities
-from cervseg.infer.postprocess import midline_x_of_box
 from cervseg.progress import progress
-from cervseg.volume import LabelMap, Volume, flip_array
+from cervseg.structures import left_right_swap
+from cervseg.volume import Geometry, LabelMap, Volume, flip_array
 
 log = logging.getLogger(__name__)
 
 
-def _swap_pairs(channels: list[str]) -> list[int]:
-    """Channel order that swaps every *_L / *_R pair (a mirrored patient's sides)."""
-    index = {name: i for i, name in enumerate(channels)}
-    order = []
-    for name in channels:
-        twin = name[:-2] + ("_R" if name.endswith("_L") else "_L") if name[-2:] in ("_L", "_R") else name
-        order.append(index.get(twin, index[name]))
-    return order
+@dataclass
+class Prediction:
+    """The masks on the CT's grid, and the one body detection they were placed by."""
+
+    labels: LabelMap
+    body: BodyBox | None  # in the canonical (HFS-like) layout of ``canonical_geometry``
+    canonical_geometry: Geometry
+    grid: SliceGrid
+
+    @property
+    def midline_x(self) -> float | None:
+        """Patient x (LPS mm) of the body's centre: what separates the femoral heads."""
+        return None if self.body is None else self.body.midline_x(self.canonical_geometry)
 
 
 def default_threads() -> int:
@@ -66,12 +76,12 @@ class Predictor:
         # channels-last memory: oneDNN's fastest convolution layout on CPU (measured 1.8x
         # faster than the default layout for the built-in model, benchmarks/inference_backends.py)
         self.model = checkpoint.model.eval().to(memory_format=torch.channels_last)
-        self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocessing))
+        self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocess))
         self.batch_size = max(1, int(batch_size))
         self.flip_tta = flip_tta
         self.threshold = threshold
         self.threads = threads or default_threads()
-        self._swap = _swap_pairs(self.metadata.channels)
+        self._swap = left_right_swap(self.metadata.channels)
 
     @classmethod
     def from_checkpoint(cls, directory: Path | str, **kwargs: object) -> "Predictor":
@@ -106,44 +116,57 @@ class Predictor:
             probs = (probs + torch.flip(mirrored, dims=[-1])[:, self._swap]) / 2.0
         return probs
 
-    @staticmethod
-    def _warn_if_body_outside(body: tuple[int, int, int, int], box: CropBox, pixel_mm: tuple[float, ...]) -> None:
-        """Say so when the crop the model was trained with cuts the body: nothing outside is contoured.
+    def _warn_if_body_outside(self, body: BodyBox, grid: SliceGrid, pixel_mm: tuple[float, ...]) -> None:
+        """Say so when the plan's crop cuts the body: nothing outside is contoured.
 
         ``body`` (body_bounding_box) is in the canonical (HFS-like) layout, so low columns are
         the patient's right and low rows anterior; the margins are named in patient terms.
         """
-        ymin, ymax, xmin, xmax = body
-        row_mm, col_mm = float(pixel_mm[0]), float(pixel_mm[1])
-        outside_mm = {
-            "right": (box.x0 - xmin) * col_mm,
-            "left": (xmax - (box.x0 + box.width - 1)) * col_mm,
-            "anterior": (box.y0 - ymin) * row_mm,
-            "posterior": (ymax - (box.y0 + box.height - 1)) * row_mm,
-        }
-        cut = [f"{mm:.0f} mm {side}" for side, mm in outside_mm.items() if mm > 0]
+        cut = [f"{mm:.0f} mm {side}" for side, mm in grid.outside_mm(body, pixel_mm).items() if mm > 0]
         if not cut:
             return
+        cfg = self.preprocessor.cfg
+        if cfg.millimetre_plan:
+            top, bottom, left, right = grid.extent()
+            crop = f"{(bottom - top) * float(pixel_mm[0]):.0f} x {(right - left) * float(pixel_mm[1]):.0f} mm crop"
+        else:
+            h, w = grid.shape
+            crop = f"{h} x {w} pixel crop ({h * float(pixel_mm[0]):.0f} x {w * float(pixel_mm[1]):.0f} mm)"
         log.warning(
-            "the model's %d x %d pixel crop (%.0f x %.0f mm) leaves out up to %s of the body: "
+            "the model's %s leaves out up to %s of the body: "
             "nothing there is contoured; check lateral structures (femoral heads) on review",
-            box.height, box.width, box.height * row_mm, box.width * col_mm, ", ".join(cut),
+            crop, ", ".join(cut),
         )
+
+    def _masks_on_ct(self, probs: torch.Tensor, grid: SliceGrid) -> dict[str, np.ndarray]:
+        """Decide the network's probabilities on the CT's own grid (resampled first, unless a crop)."""
+        spec = self.metadata.output
+        if grid.integral:
+            masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
+            return {name: grid.to_source(m, fill=False) for name, m in masks.items()}
+        back = grid.to_source(probs.numpy(), fill=0.0)
+        if spec.mode == "multiclass":  # outside the crop is background: softmax sums stay 1
+            back[:, 0] += 1.0 - back.sum(axis=1)
+        return spec.decode(torch.from_numpy(back), probabilities=True, threshold=self.threshold)
 
     def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
         """Masks of every structure of the checkpoint, on the volume's own grid."""
+        return self.predict_case(volume, show_progress=show_progress).labels
+
+    def predict_case(self, volume: Volume, show_progress: bool = True) -> Prediction:
+        """``predict``, with the body box and grid it used (post-processing sides heads by it)."""
         geometry = volume.geometry
         flips = geometry.canonical_flips()
         canonical_geometry = geometry.flipped(flips)
         hu = np.ascontiguousarray(flip_array(volume.array, flips))
         if hu.shape[0] == 0:
             raise InputError("the CT volume has no slices")
-        body = body_bounding_box(hu, self.preprocessor.cfg.body_threshold_hu)  # once: crop and report
-        box = crop_box_around(body, hu.shape[-2:], self.preprocessor.cfg)
+        pixel_mm = tuple(float(s) for s in geometry.spacing[1:])
+        body = self.preprocessor.body(hu)  # once: grid, crop warning and midline
+        grid = self.preprocessor.grid(hu.shape, pixel_mm, body)
         if body is not None:
-            self._warn_if_body_outside(body, box, geometry.spacing[1:])
-        spec = self.metadata.output
-        decoded: dict[str, np.ndarray] = {}
+            self._warn_if_body_outside(body, grid, pixel_mm)
+        full: dict[str, np.ndarray] = {}
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -151,22 +174,19 @@ class Predictor:
             bar = progress(batches, "segmenting", total=len(batches)) if show_progress else batches
             with torch.inference_mode():
                 for zs in bar:
-                    x = np.stack([self.preprocessor.slice_input(hu, z, box) for z in zs])
+                    x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
                     probs = self._probabilities(torch.from_numpy(x))
-                    masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
-                    for name, m in masks.items():
-                        if name not in decoded:
-                            decoded[name] = np.zeros((hu.shape[0], box.height, box.width), dtype=bool)
-                        decoded[name][zs.start:zs.stop] = m
+                    for name, m in self._masks_on_ct(probs, grid).items():
+                        if name not in full:
+                            full[name] = np.zeros(hu.shape, dtype=bool)
+                        full[name][zs.start:zs.stop] = m
         finally:
             torch.set_num_threads(previous_threads)
-        full = {name: self.preprocessor.restore(m, box, fill=0).astype(bool) for name, m in decoded.items()}
+        prediction = Prediction(LabelMap(geometry), body, canonical_geometry, grid)
         if "Femur_Head" in full:
-            midline = midline_x_of_box(body, canonical_geometry)
-            full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, midline))
-        labels = LabelMap(geometry)
+            full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, prediction.midline_x))
         for name in self.structures:
             if name in full:
-                labels[name] = np.ascontiguousarray(flip_array(full[name], flips))
-        log.info("predicted %d structures on %d slices", len(labels), hu.shape[0])
-        return labels
+                prediction.labels[name] = np.ascontiguousarray(flip_array(full[name], flips))
+        log.info("predicted %d structures on %d slices", len(prediction.labels), hu.shape[0])
+        return prediction

@@ -22,8 +22,9 @@ from cervseg.dicom.seg_write import write_seg
 from cervseg.dicom.series import read_ct_series
 from cervseg.errors import StructureError
 from cervseg.infer.builtin import builtin_model_path
-from cervseg.infer.postprocess import body_midline_x, postprocess
+from cervseg.infer.postprocess import postprocess
 from cervseg.infer.predictor import Predictor
+from cervseg.infer.scope import drop_unreached, seen_by, warn_if_outside_seen
 from cervseg.nifti import write_case
 from cervseg.outputs import ensure_not_inside
 from cervseg.structures import Catalogue, load_template
@@ -56,9 +57,17 @@ def postprocess_rules(predictor: Predictor) -> dict[str, dict]:
 
 
 def contour_volume(predictor: Predictor, volume: Volume, show_progress: bool = True) -> LabelMap:
-    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x."""
-    raw = predictor.predict(volume, show_progress=show_progress)
-    return postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
+    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x.
+
+    Warns when the CT lies outside what the model saw, and empties a structure the scan does
+    not reach rather than keep what the model invented there (infer.scope).
+    """
+    raw = predictor.predict_case(volume, show_progress=show_progress)
+    seen = seen_by(predictor.metadata)
+    warn_if_outside_seen(volume, raw, seen, predictor.preprocessor.cfg.body_threshold_hu,
+                         predictor.metadata.model_name)
+    labels = postprocess(raw.labels, postprocess_rules(predictor), midline_x=raw.midline_x)
+    return drop_unreached(labels, seen)
 
 
 def segment_series(

@@ -1,12 +1,18 @@
 """Checkpoints: a folder holding everything needed to predict with nothing else.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     CKPT/
       checkpoint.json   model name + config, output spec (structures, mode, channels),
-                        preprocessing, training-data summary, versions, created, extra,
-                        SHA-256 of the weights
+                        preprocess (the plan: intensity, spacing_mm, crop_mm, 2.5D context;
+                        the same keys as a training config's ``preprocess``), training-data
+                        summary (with ``seen``: what the training CTs were like), versions,
+                        created, extra, SHA-256 of the weights
       weights.pt        the state_dict (torch.save), loaded with weights_only=True
+
+Version 1 (before the plan in millimetres) named the plan ``preprocessing`` and always
+meant the CT's own pixels with a pixel crop (``crop_size``, 256 when absent); such
+checkpoints are read as exactly that pixel plan, so they predict as they always did.
 
 Why a folder of JSON + a plain state_dict: a clinic's contouring node must never unpickle
 code from a file someone handed it, and a human must be able to read what a model was
@@ -39,7 +45,8 @@ from cervseg.outputs import atomic_dir
 log = logging.getLogger(__name__)
 
 FORMAT = "cervseg-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PIXEL_CROP_V1 = 256  # the crop_size a version-1 plan meant when it did not say
 METADATA_FILE = "checkpoint.json"
 WEIGHTS_FILE = "weights.pt"
 
@@ -51,7 +58,7 @@ class CheckpointMetadata:
     model_name: str
     model_config: dict[str, Any]  # keyword arguments of create_model (in/out channels, base_width, ...)
     output: OutputSpec
-    preprocessing: dict[str, Any]
+    preprocess: dict[str, Any]  # the plan, as PreprocessConfig fields
     training_summary: dict[str, Any]
     versions: dict[str, str]
     created: str  # ISO 8601, UTC
@@ -145,7 +152,7 @@ def save_checkpoint(
     model_config: Mapping[str, Any],
     structures: Sequence[str],
     output_mode: str,
-    preprocessing: Mapping[str, Any],
+    preprocess: Mapping[str, Any],
     training_summary: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
     merge_femoral_heads: bool = False,
@@ -168,7 +175,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "model": {"name": model_name, "config": config},
         "output": output.to_dict(),
-        "preprocessing": _jsonable(dict(preprocessing), "preprocessing"),
+        "preprocess": _jsonable(dict(preprocess), "preprocess"),
         "training_summary": _jsonable(dict(training_summary), "training_summary"),
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -219,7 +226,7 @@ def _metadata_from_raw(raw: Mapping[str, Any], path: Path) -> CheckpointMetadata
             model_name=str(raw["model"]["name"]),
             model_config=dict(raw["model"]["config"]),
             output=OutputSpec.from_dict(raw["output"]),
-            preprocessing=dict(raw["preprocessing"]),
+            preprocess=_plan(raw),
             training_summary=dict(raw["training_summary"]),
             versions=dict(raw["versions"]),
             created=str(raw["created"]),
@@ -227,6 +234,13 @@ def _metadata_from_raw(raw: Mapping[str, Any], path: Path) -> CheckpointMetadata
         )
     except (KeyError, TypeError, ValueError, CervsegError) as exc:
         raise InputError(f"{path}: incomplete or invalid checkpoint metadata ({type(exc).__name__}: {exc})") from None
+
+
+def _plan(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan of any format version; a version-1 plan is the pixel plan it always was."""
+    if raw.get("format_version") == 1:
+        return {"crop_size": PIXEL_CROP_V1, **dict(raw["preprocessing"])}
+    return dict(raw["preprocess"])
 
 
 def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from cervseg.config import TrainConfig, config_to_dict, save_config
 from cervseg.data.augment import Augmenter
 from cervseg.data.cache import Cache
+from cervseg.data.seen import describe_cache
 from cervseg.data.slices import SliceDataset, resolve_preprocess
 from cervseg.errors import ConfigError, InputError
 from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
@@ -214,6 +215,9 @@ class Trainer:
         self.train_ds = SliceDataset(self.cache, self.train_ids, self.structures, preprocess, augment=augment,
                                      empty_fraction=cfg.data.empty_slice_fraction, seed=cfg.seed)
         self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
+        # what the training CTs were like, for `segment`'s out-of-range warning (main process writes it)
+        self.seen = (describe_cache(self.cache, self.train_ids, self.structures, preprocess.body_threshold_hu)
+                     if ctx.is_main else {})
         local_bs = D.local_batch_size(cfg.batch_size, ctx)
         self.sampler = DistributedSampler(self.train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
                                           shuffle=True, seed=cfg.seed, drop_last=False)
@@ -333,6 +337,7 @@ class Trainer:
                 [v for d in (self.train_ds.cut_fraction, self.val_ds.cut_fraction) for p in d.values() for v in p.values()],
                 default=0.0,
             ),
+            "seen": self.seen,
         }
 
     def _save_best(self, final: bool, model: nn.Module | None = None) -> None:
@@ -341,7 +346,7 @@ class Trainer:
             model_name=self.cfg.model.name, model_config=self.model_config,
             structures=self.structures, output_mode=self.cfg.output_mode,
             merge_femoral_heads=self.cfg.merge_femoral_heads, priority=self.cfg.overlap_priority,
-            preprocessing=config_to_dict(self.cfg.preprocess),
+            preprocess=config_to_dict(self.cfg.preprocess),
             training_summary=self._summary(final=final),
             extra={"train_config": config_to_dict(self.cfg)},
         )
