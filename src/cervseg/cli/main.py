@@ -30,6 +30,7 @@ COMMANDS = (
     "evaluate_cmd:evaluate",
     "compare_cmd:compare",
     "phantom_cmd:phantom",
+    "review_cmd:review",
 )
 
 

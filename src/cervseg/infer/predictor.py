@@ -130,8 +130,26 @@ class Predictor:
             box.height, box.width, box.height * row_mm, box.width * col_mm, ", ".join(cut),
         )
 
-    def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
-        """Masks of every structure of the checkpoint, on the volume's own grid."""
+    def _keep_probabilities(self, kept: dict[str, np.ndarray], probs: torch.Tensor, zs: range, nz: int) -> None:
+        """Store one batch's channel probabilities for ``predict(probabilities=...)``.
+
+        uint8 1 + round(254 p): 0 is left for pixels the model never saw (outside its crop).
+        """
+        values = (1 + probs.float().clamp(0, 1) * 254).round().to(torch.uint8).numpy()
+        for c, name in enumerate(self.metadata.channels):
+            if name not in kept:
+                kept[name] = np.zeros((nz, *values.shape[-2:]), dtype=np.uint8)
+            kept[name][zs.start:zs.stop] = values[:, c]
+
+    def predict(
+        self, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+    ) -> LabelMap:
+        """Masks of every structure of the checkpoint, on the volume's own grid.
+
+        ``probabilities``: a dict to fill with each output channel's probability on the
+        volume's grid for the QA scores (`cervseg.qa`), as uint8 1 + round(254 p), and 0
+        where the model did not look (outside its crop).
+        """
         geometry = volume.geometry
         flips = geometry.canonical_flips()
         canonical_geometry = geometry.flipped(flips)
@@ -144,6 +162,7 @@ class Predictor:
             self._warn_if_body_outside(body, box, geometry.spacing[1:])
         spec = self.metadata.output
         decoded: dict[str, np.ndarray] = {}
+        kept: dict[str, np.ndarray] = {}
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -154,6 +173,8 @@ class Predictor:
                     x = np.stack([self.preprocessor.slice_input(hu, z, box) for z in zs])
                     probs = self._probabilities(torch.from_numpy(x))
                     masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
+                    if probabilities is not None:
+                        self._keep_probabilities(kept, probs, zs, hu.shape[0])
                     for name, m in masks.items():
                         if name not in decoded:
                             decoded[name] = np.zeros((hu.shape[0], box.height, box.width), dtype=bool)
@@ -161,6 +182,9 @@ class Predictor:
         finally:
             torch.set_num_threads(previous_threads)
         full = {name: self.preprocessor.restore(m, box, fill=0).astype(bool) for name, m in decoded.items()}
+        if probabilities is not None:
+            for name, p in kept.items():
+                probabilities[name] = np.ascontiguousarray(flip_array(self.preprocessor.restore(p, box, fill=0), flips))
         if "Femur_Head" in full:
             midline = midline_x_of_box(body, canonical_geometry)
             full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, midline))

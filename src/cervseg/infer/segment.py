@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 import cervseg
 from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.seg_write import write_seg
@@ -25,6 +27,8 @@ from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
 from cervseg.nifti import write_case
+from cervseg.qa.files import qa_file_name, write_qa_csv
+from cervseg.qa.scores import slice_qa
 from cervseg.outputs import ensure_not_inside
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
@@ -55,9 +59,14 @@ def postprocess_rules(predictor: Predictor) -> dict[str, dict]:
     return {k: v for k, v in template.postprocess.items() if k in predictor.structures}
 
 
-def contour_volume(predictor: Predictor, volume: Volume, show_progress: bool = True) -> LabelMap:
-    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x."""
-    raw = predictor.predict(volume, show_progress=show_progress)
+def contour_volume(
+    predictor: Predictor, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+) -> LabelMap:
+    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x.
+
+    ``probabilities``: filled with the model's channel probabilities (see Predictor.predict).
+    """
+    raw = predictor.predict(volume, show_progress=show_progress, probabilities=probabilities)
     return postprocess(raw, postprocess_rules(predictor), midline_x=body_midline_x(volume))
 
 
@@ -74,8 +83,9 @@ def segment_series(
     names_file: Path | None = None,
     predictor: Predictor | None = None,
     threads: int | None = None,
+    qa: bool = True,
 ) -> SegmentResult:
-    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ NIfTI, SEG) into ``out``.
+    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ QA_<uid>.csv, NIfTI, SEG) into ``out``.
 
     ``threads``: PyTorch intra-op threads (default: every core this process may use).
     """
@@ -92,7 +102,8 @@ def segment_series(
     )
     timings["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
-    labels = contour_volume(predictor, volume)
+    probabilities: dict[str, np.ndarray] | None = {} if qa else None
+    labels = contour_volume(predictor, volume, probabilities=probabilities)
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -112,6 +123,11 @@ def segment_series(
             )
         except StructureError as exc:
             raise StructureError(f"{exc} (does model {predictor.metadata.model_name} suit this CT?)") from None
+        if qa:
+            t_qa = time.perf_counter()
+            names.append(qa_file_name(uid))
+            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, body_midline_x(volume)), staging / names[-1])
+            timings["qa"] = time.perf_counter() - t_qa
         if seg:
             names.append(f"SEG_{uid}.dcm")
             write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
