@@ -31,6 +31,7 @@ COMMANDS = (
     "compare_cmd:compare",
     "phantom_cmd:phantom",
     "review_cmd:review",
+    "review_stats_cmd:review_stats",
 )
 
 

@@ -30,7 +30,7 @@ from cervseg.volume import Volume
 
 log = logging.getLogger(__name__)
 
-AUTO_LABEL_PREFIX = "cervseg"  # StructureSetLabel of what `segment` writes ("cervseg AUTO")
+AUTO_LABEL = "cervseg AUTO"  # StructureSetLabel of what `segment` writes
 
 
 def safe_case_id(case_id: str) -> str:
@@ -81,7 +81,7 @@ def _case_files(case_id: str, folder: Path, scan: FolderScan) -> CaseFiles:
         raise InputError(f"holds {len(series)} CT series (a review case needs exactly one)")
     uid = series[0]
     structure_sets = [f for f in scan.files if _is_rtstruct(f.header) and uid in _referenced_series(f.header)]
-    auto = [f for f in structure_sets if str(f.header.get("StructureSetLabel", "")).startswith(AUTO_LABEL_PREFIX)]
+    auto = [f for f in structure_sets if str(f.header.get("StructureSetLabel", "")) == AUTO_LABEL]
     if not auto:
         raise InputError("has no automatic RTSTRUCT (run `cervseg segment` into it)")
     if len(auto) > 1:
