@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import threading
 from collections import OrderedDict
 from importlib import resources
@@ -231,10 +232,30 @@ def create_app(root: Path, db: Path, token: str | None = None, catalogue: Catalo
     return app
 
 
+class HideCaseFolders(logging.Filter):
+    """Rewrites log records so that no path below the review root (folder names may be patient IDs) is shown."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        roots = {str(Path(root)), str(Path(root).resolve()), str(Path(root).absolute())}
+        self.pattern = re.compile("(" + "|".join(re.escape(r.rstrip("/")) for r in sorted(roots, key=len, reverse=True))
+                                  + r")(/[^\s:,;'\"]*)?")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = self.pattern.sub("<case folder>", message)
+        if hidden != message:
+            record.msg, record.args = hidden, ()
+        return True
+
+
 def serve(root: Path, db: Path, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
     """Run the review app until interrupted (uvicorn's access log off: URLs carry case ids)."""
     import uvicorn
 
+    hide = HideCaseFolders(root)
+    for handler in logging.getLogger("cervseg").handlers + logging.getLogger().handlers:
+        handler.addFilter(hide)
     app = create_app(root, db, token)
     where = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
     log.info("review page at %s%s", where, "?token=<your token>" if token else "")
