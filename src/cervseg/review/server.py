@@ -233,17 +233,17 @@ def create_app(root: Path, db: Path, token: str | None = None, catalogue: Catalo
 
 
 class HideCaseFolders(logging.Filter):
-    """Rewrites log records so that no path below the review root (folder names may be patient IDs) is shown."""
+    """Rewrites log records so that no path below the review root is shown (folder names may be patient IDs)."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
         roots = {str(Path(root)), str(Path(root).resolve()), str(Path(root).absolute())}
         self.pattern = re.compile("(" + "|".join(re.escape(r.rstrip("/")) for r in sorted(roots, key=len, reverse=True))
-                                  + r")(/[^\s:,;'\"]*)?")
+                                  + r")/[^\s:,;'\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        hidden = self.pattern.sub("<case folder>", message)
+        hidden = self.pattern.sub(lambda m: m.group(1) + "/<case folder>", message)
         if hidden != message:
             record.msg, record.args = hidden, ()
         return True
