@@ -123,11 +123,6 @@ def segment_series(
             )
         except StructureError as exc:
             raise StructureError(f"{exc} (does model {predictor.metadata.model_name} suit this CT?)") from None
-        if qa:
-            t_qa = time.perf_counter()
-            names.append(qa_file_name(uid))
-            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, body_midline_x(volume)), staging / names[-1])
-            timings["qa"] = time.perf_counter() - t_qa
         if seg:
             names.append(f"SEG_{uid}.dcm")
             write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
@@ -135,6 +130,11 @@ def segment_series(
         if nifti:
             names.append(f"nifti_{uid}")
             write_case(volume, labels, staging / names[-1])
+        if qa:
+            t_qa = time.perf_counter()
+            names.append(qa_file_name(uid))
+            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, body_midline_x(volume)), staging / names[-1])
+            timings["qa"] = time.perf_counter() - t_qa
         outputs = []
         for name in names:
             target = out / name
