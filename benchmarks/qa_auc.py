@@ -82,9 +82,24 @@ def score_patient(folder: Path, predictor: Predictor, catalogue: Catalogue, temp
     return scored, missed, t_model, t_qa, patient.volume.geometry.shape[0]
 
 
-def fit_logistic(scored: list[tuple[SliceQA, bool]], l2: float = 1.0) -> tuple[float, dict[str, float]]:
+def fit_nonnegative(scored: list[tuple[SliceQA, bool]]) -> tuple[float, dict[str, float]]:
+    """Logistic weights where every sign of trouble may only raise the score.
+
+    A feature that gets a negative weight (collinear with another) is dropped and the rest
+    refitted; log_area_mm2 may be negative (a small contour is the riskier one).
+    """
+    features = list(FEATURES)
+    while True:
+        bias, weights = fit_logistic(scored, features)
+        negative = {f: w for f, w in weights.items() if w < 0 and f != "log_area_mm2"}
+        if not negative:
+            return bias, weights
+        features.remove(min(negative, key=negative.get))
+
+
+def fit_logistic(scored: list[tuple[SliceQA, bool]], features: list[str], l2: float = 1.0) -> tuple[float, dict[str, float]]:
     """Logistic-regression weights of the QA features (Newton steps, L2 on standardised features)."""
-    x = np.array([[getattr(r, f) for f in FEATURES] for r, _ in scored], dtype=float)
+    x = np.array([[getattr(r, f) for f in features] for r, _ in scored], dtype=float)
     x = np.where(np.isfinite(x), x, 0.0)
     y = np.array([b for _, b in scored], dtype=float)
     mean, std = x.mean(axis=0), x.std(axis=0)
@@ -99,7 +114,7 @@ def fit_logistic(scored: list[tuple[SliceQA, bool]], l2: float = 1.0) -> tuple[f
         hess = (xs * (p * (1 - p))[:, None]).T @ xs + np.diag(penalty)
         w -= np.linalg.solve(hess, grad)
     raw = w[1:] / std
-    return float(w[0] - (raw * mean).sum()), {f: float(v) for f, v in zip(FEATURES, raw)}
+    return float(w[0] - (raw * mean).sum()), {f: float(v) for f, v in zip(features, raw) if v != 0}
 
 
 def report(scored: list[tuple[SliceQA, bool]], label: str) -> None:
@@ -142,7 +157,7 @@ def main() -> int:
     report(everything, f"all {len(args.patients)} patients")
     print(f"missed slices (reference only, not scored): {total_missed}")
     if args.fit:
-        bias, weights = fit_logistic(everything)
+        bias, weights = fit_nonnegative(everything)
         print(f"BIAS = {bias:.4g}")
         print("WEIGHTS = {" + ", ".join(f'"{k}": {v:.4g}' for k, v in weights.items()) + "}")
     print(f"QA time: {1000 * t_qa_sum / total_slices:.1f} ms per CT slice "

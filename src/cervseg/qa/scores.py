@@ -49,13 +49,14 @@ BODY_HU = -500.0
 # Logistic weights of the score, fitted on tuning phantoms of a cohort seed that neither the
 # built-in model's training nor the held-out measurement uses (benchmarks/qa_auc.py --fit,
 # docs/review.md). Features are the SliceQA fields; log_* are natural logs.
-# Negative fitted weights of signs of trouble were set to 0 (collinear with another feature);
-# wrong_side and outside_body never occurred on the tuning phantoms and get fixed strong weights.
-BIAS = -3.568
+# Fitted (benchmarks/qa_auc.py --fit) on phantoms PH9000-001..003; features whose weight came
+# out negative (collinear with another) were dropped. wrong_side, outside_body and
+# volume_out_of_range never occurred there and carry fixed weights: each alone flags a slice.
+BIAS = -1.438
 WEIGHTS: dict[str, float] = {
-    "uncertain_width_mm": 2.467, "stray_mm": 0.005868, "z_gap": 1.43, "extent_end": 1.29,
-    "log_area_mm2": -0.09417, "outside_view": 4.779, "volume_out_of_range": 1.0,
-    "wrong_side": 6.0, "outside_body": 10.0,
+    "uncertain_width_mm": 2.445, "stray_mm": 0.08023, "area_jump": 1.825, "z_gap": 1.105,
+    "log_area_mm2": -0.4468, "outside_view": 3.617,
+    "wrong_side": 6.0, "outside_body": 10.0, "volume_out_of_range": 1.0,
 }
 
 
@@ -112,8 +113,8 @@ def _entropy_bits(p: np.ndarray) -> np.ndarray:
     return -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
 
 
-def _model_signals(mask: np.ndarray, prob: np.ndarray, pixel_mm: float, near_px: int) -> tuple[float, float, float]:
-    """(soft disagreement, uncertain band width mm, stray distance mm) on one slice.
+def _model_signals(mask: np.ndarray, prob: np.ndarray, pixel_mm: float, near_px: int) -> tuple[float, float, float, bool]:
+    """(soft disagreement, uncertain band width mm, stray distance mm, touches the unseen) on one slice.
 
     ``prob``: uint8 1 + 254 p, 0 where the model did not look (Predictor.predict).
     """
@@ -131,7 +132,8 @@ def _model_signals(mask: np.ndarray, prob: np.ndarray, pixel_mm: float, near_px:
     width_mm = float(_entropy_bits(p[near]).sum()) / max(1, int(edge.sum())) * pixel_mm
     stray = (p >= STRAY_PROBABILITY) & ~m
     stray_mm = float(outside_mm[stray].max()) if stray.any() else 0.0
-    return soft, width_mm, stray_mm
+    touches_unseen = bool((raw[outside_mm <= 1.5 * pixel_mm] == 0).any())
+    return soft, width_mm, stray_mm, touches_unseen
 
 
 def _gap_neighbours(present: np.ndarray) -> np.ndarray:
@@ -198,9 +200,8 @@ def slice_qa(
                            or z in (0, len(areas) - 1))
             view_edge = float(at_edge)
             if prob is not None:
-                soft, width, stray = _model_signals(m, prob[z], pixel_mm, near_px)
-                unseen = prob[z] == 0
-                if unseen.any() and (m & ndimage.binary_dilation(unseen)).any():
+                soft, width, stray, touches_unseen = _model_signals(m, prob[z], pixel_mm, near_px)
+                if touches_unseen:
                     view_edge = 1.0  # the contour runs along the edge of what the model saw
             else:
                 soft = width = stray = math.nan
