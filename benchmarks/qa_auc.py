@@ -121,6 +121,10 @@ def report(scored: list[tuple[SliceQA, bool]], label: str) -> None:
     scores = np.array([r.score for r, _ in scored])
     bad = np.array([b for _, b in scored])
     print(f"{label}: {len(scored)} slices, {int(bad.sum())} bad ({100 * bad.mean():.1f} %), AUC {auc(scores, bad):.3f}")
+    flagged = scores >= 0.5
+    print(f"  score >= 0.5 flags {100 * flagged[bad].mean() if bad.any() else math.nan:.1f} % of bad slices and "
+          f"{100 * flagged[~bad].mean() if (~bad).any() else math.nan:.1f} % of good ones; mean score bad "
+          f"{scores[bad].mean() if bad.any() else math.nan:.2f}, good {scores[~bad].mean() if (~bad).any() else math.nan:.2f}")
     for name in sorted({r.structure for r, _ in scored}):
         sel = np.array([r.structure == name for r, _ in scored])
         print(f"  {name:14s} n={int(sel.sum()):4d} bad={int(bad[sel].sum()):4d} AUC {auc(scores[sel], bad[sel]):.3f}")

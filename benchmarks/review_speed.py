@@ -126,14 +126,24 @@ def browser_timings(url: str, steps: int, screenshot: Path | None, profile: Path
         times = driver.execute_script("return window.cervsegTimings.slice()")
         print(f"browser: key press -> slice drawn, arrow keys slice by slice: {summary(times)}")
         driver.execute_script("window.cervsegTimings.length = 0")
-        for _ in range(steps):
+        for _ in range(steps):  # back up through the same slices, without pausing
             before = driver.execute_script(rendered)
-            ActionChains(driver).send_keys(Keys.ARROW_DOWN).perform()
+            ActionChains(driver).send_keys(Keys.ARROW_UP).perform()
             wait.until(lambda d: d.execute_script(rendered) != before)
         times = driver.execute_script("return window.cervsegTimings.slice()")
         print(f"browser: key held down (next key as soon as the slice is drawn): {summary(times)}")
+        driver.execute_script("window.cervsegTimings.length = 0")
+        Select(driver.find_element(By.ID, "order")).select_by_value("worst")
+        for _ in range(min(steps, 30)):  # worst-first: slices far apart, each one new to the page
+            before = driver.execute_script(rendered)
+            ActionChains(driver).send_keys(Keys.ARROW_DOWN).perform()
+            wait.until(lambda d: d.execute_script(rendered) != before)
+            time.sleep(0.25)
+        times = driver.execute_script("return window.cervsegTimings.slice()")
+        print(f"browser: key press -> slice drawn, worst-first order (QA): {summary(times)}")
         if screenshot is not None:
-            Select(driver.find_element(By.ID, "order")).select_by_value("worst")
+            Select(driver.find_element(By.ID, "order")).select_by_value("slice")
+            Select(driver.find_element(By.ID, "order")).select_by_value("worst")  # jumps to the worst slice
             driver.find_element(By.ID, "show-reference").click()
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#structures tr[data-structure]"))
             ActionChains(driver).send_keys("2").perform()

@@ -305,7 +305,8 @@ function setZoom(factor) {
 }
 
 document.addEventListener("keydown", (e) => {
-  if (!state.meta || e.target.tagName === "INPUT" || e.target.tagName === "TEXTAREA") return;
+  const typing = e.target.tagName === "TEXTAREA" || (e.target.tagName === "INPUT" && e.target.type !== "checkbox");
+  if (!state.meta || typing) return;
   if (e.key === "ArrowDown" || e.key === "ArrowRight" || e.key === "PageDown") {
     state.pendingKeyAt = performance.now(); step(1); e.preventDefault();
   } else if (e.key === "ArrowUp" || e.key === "ArrowLeft" || e.key === "PageUp") {
@@ -351,8 +352,9 @@ $("preset-bone").addEventListener("click", () => preset("bone"));
 $("zoom-in").addEventListener("click", () => setZoom(1.25));
 $("zoom-out").addEventListener("click", () => setZoom(0.8));
 $("zoom-reset").addEventListener("click", () => { resetView(); render(); });
-$("show-reference").addEventListener("change", (e) => { state.showReference = e.target.checked; render(); });
-$("order").addEventListener("change", (e) => { setOrder(e.target.value, true); canvas.focus(); });
+$("show-reference").addEventListener("change", (e) => { state.showReference = e.target.checked; render(); canvas.focus(); });
+// worst-first starts at the worst slice; back to slice order keeps the slice in view
+$("order").addEventListener("change", (e) => { setOrder(e.target.value, e.target.value !== "worst"); canvas.focus(); });
 $("comment").addEventListener("blur", saveComment);
 
 $("login-form").addEventListener("submit", async (e) => {
