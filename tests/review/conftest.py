@@ -79,8 +79,8 @@ class ReviewServer:
                 "--port", str(self.port)]
         if self.token:
             args += ["--token", self.token]
-        self.process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=open(self.log_file, "ab"))
+        self._log = open(self.log_file, "ab")
+        self.process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -96,6 +96,11 @@ class ReviewServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -104,3 +109,4 @@ class ReviewServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close_log()
