@@ -34,6 +34,7 @@ class Structure:
     code: tuple[str, str, str] | None = None  # (scheme, value, meaning) of the property type
     category: tuple[str, str, str] | None = None  # (scheme, value, meaning) of the category
     laterality: tuple[str, str, str] | None = None
+    plausible_ml: tuple[float, float] | None = None  # adult volume range for the QA check
 
 
 def normalise_name(name: str) -> str:
@@ -118,6 +119,7 @@ class Catalogue:
                 code=_code(entry.get("code")),
                 category=_code(entry.get("category")),
                 laterality=_code(entry.get("laterality")),
+                plausible_ml=tuple(float(v) for v in entry["plausible_ml"]) if "plausible_ml" in entry else None,
             )
             for name, entry in raw.items()
         }

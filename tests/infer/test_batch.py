@@ -52,7 +52,7 @@ def test_every_ct_series_is_contoured_once_with_one_model_and_a_failure_is_a_row
     for row in good:
         patient, patient_id = expected[row.series_uid]
         assert row.out == tmp_path / "out" / patient_id and row.folder == Path(patient.name) / "CT"
-        assert [p.name for p in row.out.iterdir()] == [f"RS_{row.series_uid}.dcm"]
+        assert sorted(p.name for p in row.out.iterdir()) == [f"QA_{row.series_uid}.csv", f"RS_{row.series_uid}.dcm"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected[r.series_uid][1] for r in good)
 
 

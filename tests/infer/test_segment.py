@@ -34,7 +34,7 @@ def ct_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_rtstruct_references_input_and_reads_back(ct_folder: Path, checkpoint: Path, tmp_path: Path) -> None:
     result = segment_series(ct_folder, tmp_path / "out", model=checkpoint, nifti=True, seg=True)
     uid = result.volume.series.series_instance_uid
-    assert [p.name for p in result.outputs] == [f"RS_{uid}.dcm", f"SEG_{uid}.dcm", f"nifti_{uid}"]
+    assert [p.name for p in result.outputs] == [f"RS_{uid}.dcm", f"SEG_{uid}.dcm", f"nifti_{uid}", f"QA_{uid}.csv"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in result.outputs)
 
     ds = pydicom.dcmread(result.rtstruct)

@@ -32,6 +32,8 @@ COMMANDS = (
     "phantom_cmd:phantom",
     "serve_cmd:serve",
     "jobs_cmd:jobs",
+    "review_cmd:review",
+    "review_stats_cmd:review_stats",
 )
 
 

@@ -13,7 +13,8 @@ from cervseg.infer.segment import segment_series
 HELP = """Contour a CT series with a trained model and write DIR/RS_<SeriesInstanceUID>.dcm.
 
 The RTSTRUCT references every slice of the input series; its label and description say it
-is automatic and which model made it. The input folder is never written to; a CT that fails
+is automatic and which model made it. Beside it, QA_<SeriesInstanceUID>.csv scores every
+slice of every structure (0-1, higher = more likely wrong) for `cervseg review`. The input folder is never written to; a CT that fails
 the geometry checks gets one clear error and no output.
 
 Examples:
@@ -41,6 +42,7 @@ def segment(
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirrored prediction (about 2x slower)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Slices per forward pass."),
     names: Optional[Path] = typer.Option(None, "--names", help="YAML names file adding ROI synonyms."),
+    qa: bool = typer.Option(True, "--qa/--no-qa", help="Write QA_<UID>.csv: per-slice QA scores for review (default on)."),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="CPU threads for the model (default: every core this process may use)."
     ),
@@ -54,10 +56,10 @@ def segment(
 
             raise InputError("--series and --all-series exclude each other: give one of them")
         _segment_all(dicom, out, model=model, nifti=nifti, seg=seg, flip_tta=tta, batch_size=batch_size,
-                     names_file=names, threads=threads)
+                     names_file=names, threads=threads, qa=qa)
         return
     segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
-                   flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads)
+                   flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads, qa=qa)
 
 
 def _segment_all(dicom: Path, out: Path, **options: object) -> None:

@@ -149,11 +149,34 @@ class Predictor:
             back[:, 0] += 1.0 - back.sum(axis=1)
         return spec.decode(torch.from_numpy(back), probabilities=True, threshold=self.threshold)
 
-    def predict(self, volume: Volume, show_progress: bool = True) -> LabelMap:
-        """Masks of every structure of the checkpoint, on the volume's own grid."""
-        return self.predict_case(volume, show_progress=show_progress).labels
+    def _keep_probabilities(self, kept: dict[str, np.ndarray], probs: torch.Tensor, grid: SliceGrid,
+                            zs: range, nz: int) -> None:
+        """Store one batch's channel probabilities on the CT grid for ``predict(probabilities=...)``.
 
-    def predict_case(self, volume: Volume, show_progress: bool = True) -> Prediction:
+        uint8 1 + round(254 p): 0 is left for pixels the model never saw (outside its crop).
+        """
+        on_ct = grid.to_source(probs.float().clamp(0, 1).numpy(), fill=0.0)
+        values = (1 + on_ct * 254).round().astype(np.uint8)
+        values[..., ~grid.covered()] = 0
+        for c, name in enumerate(self.metadata.channels):
+            if name not in kept:
+                kept[name] = np.zeros((nz, *values.shape[-2:]), dtype=np.uint8)
+            kept[name][zs.start:zs.stop] = values[:, c]
+
+    def predict(
+        self, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+    ) -> LabelMap:
+        """Masks of every structure of the checkpoint, on the volume's own grid.
+
+        ``probabilities``: a dict to fill with each output channel's probability on the
+        volume's grid for the QA scores (`cervseg.qa`), as uint8 1 + round(254 p), and 0
+        where the model did not look (outside its crop).
+        """
+        return self.predict_case(volume, show_progress=show_progress, probabilities=probabilities).labels
+
+    def predict_case(
+        self, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+    ) -> Prediction:
         """``predict``, with the body box and grid it used (post-processing sides heads by it)."""
         geometry = volume.geometry
         flips = geometry.canonical_flips()
@@ -167,6 +190,7 @@ class Predictor:
         if body is not None:
             self._warn_if_body_outside(body, grid, pixel_mm)
         full: dict[str, np.ndarray] = {}
+        kept: dict[str, np.ndarray] = {}
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -176,12 +200,17 @@ class Predictor:
                 for zs in bar:
                     x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
                     probs = self._probabilities(torch.from_numpy(x))
+                    if probabilities is not None:
+                        self._keep_probabilities(kept, probs, grid, zs, hu.shape[0])
                     for name, m in self._masks_on_ct(probs, grid).items():
                         if name not in full:
                             full[name] = np.zeros(hu.shape, dtype=bool)
                         full[name][zs.start:zs.stop] = m
         finally:
             torch.set_num_threads(previous_threads)
+        if probabilities is not None:
+            for name, p in kept.items():
+                probabilities[name] = np.ascontiguousarray(flip_array(p, flips))
         prediction = Prediction(LabelMap(geometry), body, canonical_geometry, grid)
         if "Femur_Head" in full:
             full.update(split_femoral_heads(full.pop("Femur_Head"), canonical_geometry, prediction.midline_x))

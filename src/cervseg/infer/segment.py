@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 import cervseg
 from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.seg_write import write_seg
@@ -23,9 +25,11 @@ from cervseg.dicom.series import read_ct_series
 from cervseg.errors import StructureError
 from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import postprocess
-from cervseg.infer.predictor import Predictor
+from cervseg.infer.predictor import Prediction, Predictor
 from cervseg.infer.scope import drop_unreached, seen_by, warn_if_outside_seen
 from cervseg.nifti import write_case
+from cervseg.qa.files import qa_file_name, write_qa_csv
+from cervseg.qa.scores import slice_qa
 from cervseg.outputs import ensure_not_inside
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
@@ -56,18 +60,29 @@ def postprocess_rules(predictor: Predictor) -> dict[str, dict]:
     return {k: v for k, v in template.postprocess.items() if k in predictor.structures}
 
 
-def contour_volume(predictor: Predictor, volume: Volume, show_progress: bool = True) -> LabelMap:
-    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x.
+def contour_case(
+    predictor: Predictor, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+) -> tuple[LabelMap, Prediction]:
+    """The model's masks after the checkpoint's post-processing, femoral heads sided by patient x,
+    with the raw prediction (its body box and midline serve the QA scores too).
 
     Warns when the CT lies outside what the model saw, and empties a structure the scan does
     not reach rather than keep what the model invented there (infer.scope).
+    ``probabilities``: filled with the model's channel probabilities (see Predictor.predict).
     """
-    raw = predictor.predict_case(volume, show_progress=show_progress)
+    raw = predictor.predict_case(volume, show_progress=show_progress, probabilities=probabilities)
     seen = seen_by(predictor.metadata)
     warn_if_outside_seen(volume, raw, seen, predictor.preprocessor.cfg.body_threshold_hu,
                          predictor.metadata.model_name)
     labels = postprocess(raw.labels, postprocess_rules(predictor), midline_x=raw.midline_x)
-    return drop_unreached(labels, seen)
+    return drop_unreached(labels, seen), raw
+
+
+def contour_volume(
+    predictor: Predictor, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
+) -> LabelMap:
+    """``contour_case`` without the raw prediction."""
+    return contour_case(predictor, volume, show_progress, probabilities)[0]
 
 
 def segment_series(
@@ -83,8 +98,9 @@ def segment_series(
     names_file: Path | None = None,
     predictor: Predictor | None = None,
     threads: int | None = None,
+    qa: bool = True,
 ) -> SegmentResult:
-    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ NIfTI, SEG) into ``out``.
+    """Contour one CT series; write RS_<SeriesInstanceUID>.dcm (+ QA_<uid>.csv, NIfTI, SEG) into ``out``.
 
     ``threads``: PyTorch intra-op threads (default: every core this process may use).
     """
@@ -101,7 +117,8 @@ def segment_series(
     )
     timings["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
-    labels = contour_volume(predictor, volume)
+    probabilities: dict[str, np.ndarray] | None = {} if qa else None
+    labels, raw = contour_case(predictor, volume, probabilities=probabilities)
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -128,6 +145,11 @@ def segment_series(
         if nifti:
             names.append(f"nifti_{uid}")
             write_case(volume, labels, staging / names[-1])
+        if qa:
+            t_qa = time.perf_counter()
+            names.append(qa_file_name(uid))
+            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, raw.midline_x), staging / names[-1])
+            timings["qa"] = time.perf_counter() - t_qa
         outputs = []
         for name in names:
             target = out / name

@@ -1,0 +1,1 @@
+"""Per-slice QA scores of automatic contours (model signals + anatomy checks)."""
