@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.infer.segment import segment_series
 
 HELP = """Contour a CT series with a trained model and write DIR/RS_<SeriesInstanceUID>.dcm.
 
@@ -39,5 +38,8 @@ def segment(
         None, "--threads", min=1, help="CPU threads for the model (default: every core this process may use)."
     ),
 ) -> None:
+    """Contour a CT series into an RTSTRUCT (see HELP)."""
+    from cervseg.infer.segment import segment_series
+
     segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
                    flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads)
