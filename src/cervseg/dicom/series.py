@@ -98,9 +98,6 @@ class FolderScan:
     files: tuple[DicomFile, ...]
     n_skipped: int  # non-DICOM files
 
-    def of_modality(self, modality: str) -> list[DicomFile]:
-        return [f for f in self.files if str(f.header.get("Modality", "")).upper() == modality]
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
