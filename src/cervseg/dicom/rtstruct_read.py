@@ -127,8 +127,8 @@ def _colour(value: object) -> tuple[int, int, int] | None:
 def _contour_values(item: Dataset) -> np.ndarray:
     """ContourData as floats, parsed from the raw bytes when pydicom has not converted it yet.
 
-    Why: converting each value to a pydicom DSfloat is ~10x slower, and clinical External
-    outlines carry hundreds of thousands of values.
+    Why: converting each value to a pydicom DSfloat is much slower (docs/benchmarks.md), and
+    clinical External outlines carry hundreds of thousands of values.
     """
     if "ContourData" not in item:
         return np.zeros(0)
