@@ -63,7 +63,6 @@ class ContextAggregationBlock(nn.Module):
     "cab_se_unet",
     default_width=64,
     min_width=4,
-    size_divisor=16,
     reference="Liu Z. et al., Physica Medica 69 (2020) 184-191 (paper 000)",
 )
 class CabSeUNet(SegmentationNet):

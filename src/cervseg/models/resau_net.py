@@ -47,7 +47,6 @@ class AttentionUpStage(nn.Module):
     "resau_net",
     default_width=64,
     min_width=2,
-    size_divisor=32,
     reference="Liu X. et al., Journal of Biotech Research 17 (2024) 166-179 (paper 001)",
 )
 class ResAUNet(SegmentationNet):
