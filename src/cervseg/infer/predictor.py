@@ -12,7 +12,6 @@ an FFS or prone series gets its contours on the right side of the patient.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +25,7 @@ from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.outputs import split_femoral_heads, to_probabilities
 from cervseg.infer.postprocess import midline_x_of_box
 from cervseg.progress import progress
+from cervseg.threads import inference_threads
 from cervseg.volume import LabelMap, Volume, flip_array
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,6 @@ def _swap_pairs(channels: list[str]) -> list[int]:
         twin = name[:-2] + ("_R" if name.endswith("_L") else "_L") if name[-2:] in ("_L", "_R") else name
         order.append(index.get(twin, index[name]))
     return order
-
-
-def default_threads() -> int:
-    """Intra-op threads: all cores the process may use (what 2-core CI machines have)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Predictor:
@@ -63,14 +55,14 @@ class Predictor:
     ) -> None:
         self.checkpoint = checkpoint
         self.metadata = checkpoint.metadata
-        # channels-last memory: oneDNN's fastest convolution layout on CPU (measured 1.8x
-        # faster than the default layout for the built-in model, benchmarks/inference_backends.py)
+        # channels-last memory: oneDNN's fastest convolution layout on CPU (docs/benchmarks.md,
+        # benchmarks/inference_backends.py)
         self.model = checkpoint.model.eval().to(memory_format=torch.channels_last)
         self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocessing))
         self.batch_size = max(1, int(batch_size))
         self.flip_tta = flip_tta
         self.threshold = threshold
-        self.threads = threads or default_threads()
+        self.threads = threads or inference_threads()
         self._swap = _swap_pairs(self.metadata.channels)
 
     @classmethod

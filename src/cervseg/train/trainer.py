@@ -42,9 +42,10 @@ from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
 from cervseg.models.outputs import BACKGROUND, OutputSpec
 from cervseg.models.registry import create_model, model_spec, parameter_count
 from cervseg.progress import progress
+from cervseg.threads import available_cores, training_threads
 from cervseg.train import distributed as D
 from cervseg.train.callbacks import (
-    CSVLogger, EarlyStopping, available_cores, default_threads, load_state, rng_state, save_state,
+    CSVLogger, EarlyStopping, load_state, rng_state, save_state,
     set_rng_state,
 )
 from cervseg.train.losses import create_loss
@@ -159,7 +160,7 @@ class Trainer:
 
     def _build(self, resume: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
-        threads = cfg.threads or default_threads(ctx.world_size)
+        threads = cfg.threads or training_threads(ctx.world_size)
         torch.set_num_threads(threads)
         log.info("%d torch thread(s) per process (%d cores available%s)", threads, available_cores(),
                  "" if cfg.threads else "; set `threads:` to override")
