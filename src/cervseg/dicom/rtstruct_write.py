@@ -49,10 +49,9 @@ UNKNOWN_COLOUR = (128, 128, 128)  # grey, for names outside the catalogue
 POINT_DECIMALS = 4
 DS_MAX_BYTES = 16
 EXPLICIT_VR_MAX_LENGTH = 0xFFFE  # even length that a 16-bit length field holds
-#: More contours than this in one ROI is refused. Drawn structures stay far below it (the
-#: real case's External: 524; bowel loops or pelvic marrow: ~1,000), while a speckled
-#: network output reaches hundreds of thousands, which took 520 s and 18 GB to write and
-#: gives a file no planner can review.
+#: More contours than this in one ROI is refused. Drawn structures stay far below it, while
+#: a speckled network output reaches hundreds of thousands: a file no planner can review,
+#: and slow and memory-hungry to write (docs/benchmarks.md has the figures).
 MAX_CONTOURS_PER_ROI = 10_000
 
 #: Patient / study attributes copied from the CT (Type 2 ones are written empty if unknown).
