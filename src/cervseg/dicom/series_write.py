@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
-from pydicom.valuerep import format_number_as_ds
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
-from cervseg.dicom.series import CT_IMAGE_STORAGE, PATIENT_KEYWORDS, STUDY_KEYWORDS
+from cervseg.dicom.ds import format_ds
+from cervseg.dicom.series import PATIENT_KEYWORDS, STUDY_KEYWORDS
 from cervseg.errors import InputError
 from cervseg.outputs import atomic_dir
 from cervseg.volume import SeriesInfo, Volume
@@ -31,11 +31,6 @@ from cervseg.volume import SeriesInfo, Volume
 log = logging.getLogger(__name__)
 
 INT16_MIN, INT16_MAX = -32768, 32767
-
-
-def _ds(value: float) -> str:
-    """A DS string of at most 16 bytes (planning systems reject longer ones)."""
-    return format_number_as_ds(float(value) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
 def _intercept(hu: np.ndarray) -> int:
@@ -97,8 +92,8 @@ def write_ct_series(
     position = series.patient_position or "HFS"
 
     axes = geometry.axes_matrix
-    iop = [_ds(v) for v in (*axes[2], *axes[1])]
-    pixel_spacing = [_ds(geometry.spacing[1]), _ds(geometry.spacing[2])]
+    iop = [format_ds(v) for v in (*axes[2], *axes[1])]
+    pixel_spacing = [format_ds(geometry.spacing[1]), format_ds(geometry.spacing[2])]
     positions = geometry.slice_positions()
     window = (40, 400)
 
@@ -106,7 +101,7 @@ def write_ct_series(
     with atomic_dir(out_dir) as tmp:
         for k in range(nz):
             meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+            meta.MediaStorageSOPClassUID = CTImageStorage
             meta.MediaStorageSOPInstanceUID = sop_uids[k]
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
             meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
@@ -115,7 +110,7 @@ def write_ct_series(
             ds.file_meta = meta
             ds.SpecificCharacterSet = "ISO_IR 192"
             ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-            ds.SOPClassUID = CT_IMAGE_STORAGE
+            ds.SOPClassUID = CTImageStorage
             ds.SOPInstanceUID = sop_uids[k]
             ds.StudyDate = study["StudyDate"]
             ds.SeriesDate = date
@@ -133,7 +128,7 @@ def write_ct_series(
             ds.PatientID = patient["PatientID"]
             ds.PatientBirthDate = patient["PatientBirthDate"]
             ds.PatientSex = patient["PatientSex"]
-            ds.SliceThickness = _ds(geometry.spacing[0])
+            ds.SliceThickness = format_ds(geometry.spacing[0])
             ds.KVP = ""
             ds.PatientPosition = position
             ds.StudyInstanceUID = study_uid
@@ -142,7 +137,7 @@ def write_ct_series(
             ds.SeriesNumber = int(series_number)
             ds.AcquisitionNumber = 1
             ds.InstanceNumber = k + 1
-            ds.ImagePositionPatient = [_ds(v) for v in positions[k]]
+            ds.ImagePositionPatient = [format_ds(v) for v in positions[k]]
             ds.ImageOrientationPatient = iop
             ds.FrameOfReferenceUID = for_uid
             ds.PositionReferenceIndicator = ""
@@ -171,7 +166,7 @@ def write_ct_series(
         study_instance_uid=study_uid,
         series_instance_uid=series_uid,
         sop_instance_uids=sop_uids,
-        sop_class_uid=CT_IMAGE_STORAGE,
+        sop_class_uid=CTImageStorage,
         patient=patient,
         study=study,
         patient_position=position,
