@@ -32,6 +32,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, LegacyConvertedEnhancedCTImageStorage, MediaStorageDirectoryStorage
 
 from cervseg.errors import GeometryError, InputError, SeriesSelectionError
 from cervseg.progress import progress
@@ -39,12 +40,7 @@ from cervseg.volume import Geometry, SeriesInfo, Volume
 
 log = logging.getLogger(__name__)
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-MULTIFRAME_CT = {
-    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
-}
+MULTIFRAME_CT = {uid: uid.name for uid in (EnhancedCTImageStorage, LegacyConvertedEnhancedCTImageStorage)}
 
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 STUDY_KEYWORDS = (
@@ -135,7 +131,7 @@ def scan_folder(folder: Path) -> FolderScan:
             header = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many types on a broken header
             raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
-        if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS:
+        if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
             log.debug("%s: DICOMDIR, skipped", path)
             continue
         missing = [k for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID") if not header.get(k)]
@@ -168,7 +164,7 @@ def _summaries(scan: FolderScan) -> list[SeriesSummary]:
         first = files[0].header
         modality = str(first.get("Modality", "")).upper()
         sop_class = str(first.get("SOPClassUID", ""))
-        if modality == "CT" and sop_class == CT_IMAGE_STORAGE:
+        if modality == "CT" and sop_class == CTImageStorage:
             files = [f for f in files if not _is_localizer(f.header)]
             if not files:
                 continue
@@ -212,7 +208,7 @@ def _select_ct(scan: FolderScan, series_uid: str | None) -> SeriesSummary:
                 "which is not supported; export the CT as single-frame CT Image Storage"
             )
         return s
-    ct = [s for s in series if s.modality == "CT" and s.sop_class_uid == CT_IMAGE_STORAGE]
+    ct = [s for s in series if s.modality == "CT" and s.sop_class_uid == CTImageStorage]
     if len(ct) == 1:
         return ct[0]
     if len(ct) > 1:
