@@ -22,7 +22,7 @@ from cervseg.config import PreprocessConfig
 from cervseg.data.preprocess import CropBox, Preprocessor, body_bounding_box, crop_box_around
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from cervseg.models.outputs import split_femoral_heads, to_probabilities
+from cervseg.models.output_modes import split_femoral_heads, to_probabilities
 from cervseg.infer.postprocess import midline_x_of_box
 from cervseg.progress import progress
 from cervseg.threads import inference_threads

@@ -38,7 +38,7 @@ from cervseg.data.cache import Cache
 from cervseg.data.slices import SliceDataset, resolve_preprocess
 from cervseg.errors import ConfigError, InputError
 from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
-from cervseg.models.outputs import BACKGROUND, OutputSpec
+from cervseg.models.output_modes import BACKGROUND, OutputSpec
 from cervseg.models.registry import create_model, model_spec, parameter_count
 from cervseg.progress import progress
 from cervseg.threads import available_cores, training_threads
