@@ -18,13 +18,11 @@ from pathlib import Path
 
 import cervseg
 from cervseg.dicom.rtstruct_write import write_rtstruct
-from cervseg.dicom.seg_write import write_seg
 from cervseg.dicom.series import read_ct_series
 from cervseg.errors import StructureError
 from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
-from cervseg.nifti import write_case
 from cervseg.outputs import ensure_not_inside
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
@@ -113,10 +111,14 @@ def segment_series(
         except StructureError as exc:
             raise StructureError(f"{exc} (does model {predictor.metadata.model_name} suit this CT?)") from None
         if seg:
+            from cervseg.dicom.seg_write import write_seg  # highdicom: only when a SEG is asked for
+
             names.append(f"SEG_{uid}.dcm")
             write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
                       algorithm_name=f"cervseg {predictor.metadata.model_name}")
         if nifti:
+            from cervseg.nifti import write_case  # nibabel: only when NIfTI is asked for
+
             names.append(f"nifti_{uid}")
             write_case(volume, labels, staging / names[-1])
         outputs = []
