@@ -2,7 +2,7 @@
 
 Why two: training runs for hours beside whatever else the machine does, and a conv layer
 split over more threads than there are idle cores waits for the slowest one, so training
-takes the idle cores (docs/benchmarks.md has the figures). A contouring job is short and
+takes the idle cores (docs/training.md has the figures). A contouring job is short and
 the node exists for it, so inference takes every core the process may use.
 """
 
