@@ -24,9 +24,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a YAML key must not be silently ignored."""
+    """Unknown keys are errors: a typo in a YAML key must not be silently ignored.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Validators are built on first use (defer_build), so `cervseg segment`, which validates
+    only the checkpoint's preprocessing, does not pay for building the training configs.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class PreprocessConfig(_Strict):

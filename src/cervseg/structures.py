@@ -12,6 +12,7 @@ Matching is case-insensitive and ignores spaces and punctuation, so "Femoral Hea
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +22,9 @@ from typing import Iterable, Mapping, Sequence
 import yaml
 
 from cervseg.errors import StructureError
+from cervseg.volume import LabelMap
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -261,3 +265,21 @@ def colours(names: Iterable[str], catalogue: Catalogue) -> Mapping[str, tuple[in
         c = catalogue.canonical(n)
         out[n] = catalogue.structures[c].colour if c else (128, 128, 128)
     return out
+
+
+def rename_to_catalogue(raw: LabelMap, catalogue: Catalogue) -> LabelMap:
+    """Masks renamed to the catalogue's canonical names (Vescica -> Bladder); unknown names
+    stay as they are. Two masks that are the same structure are refused, naming both."""
+    labels = LabelMap(raw.geometry)
+    source: dict[str, str] = {}
+    for stem in raw:
+        name = catalogue.canonical(stem)
+        if name is None:
+            name = stem  # the RTSTRUCT writer warns that it is not in the catalogue
+        elif name != stem:
+            log.info("mask '%s' -> %s", stem, name)
+        if name in source:
+            raise StructureError(f"masks '{source[name]}' and '{stem}' are both {name}: keep one of them")
+        source[name] = stem
+        labels[name] = raw[stem]
+    return labels

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
+from pydicom.uid import CTImageStorage
 
 from cervseg.errors import GeometryError
 
@@ -162,7 +163,7 @@ class SeriesInfo:
     study_instance_uid: str = ""
     series_instance_uid: str = ""
     sop_instance_uids: tuple[str, ...] = ()  # one per slice, in array order
-    sop_class_uid: str = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    sop_class_uid: str = CTImageStorage
     patient: dict[str, str] = field(default_factory=dict)  # PatientName, PatientID, ...
     study: dict[str, str] = field(default_factory=dict)  # StudyDate, StudyID, ...
     patient_position: str = "HFS"

@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom import config as dicom_config
-from pydicom.valuerep import DSfloat
 
-from cervseg.dicom.rtstruct_write import build_rtstruct, format_ds, write_rtstruct
+from cervseg.dicom.rtstruct_write import build_rtstruct, write_rtstruct
 from cervseg.dicom.series_write import write_ct_series
 from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.nifti import read_labels
@@ -78,36 +76,6 @@ def written(request, tmp_path_factory):
     volume, labels, ct_dir = make_case(tmp, request.param)
     rs = write_rtstruct(labels, volume, tmp / "out" / "RS.dcm", algorithm_name="test shapes")
     return volume, labels, ct_dir, rs
-
-
-# --- the DS formatter -------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    "value,expected",
-    [(-123.456789012345, -123.45678901234), (1e-7, 1e-7), (99999999.99, 99999999.99),
-     (0.1 + 0.2, 0.3), (-0.0, 0.0), (1.2345678901234567e17, 1.23456789012e17),
-     (-9.87654321e-300, -9.87654321e-300), (250.0, 250.0)],
-)
-def test_format_ds_awkward_values(value: float, expected: float) -> None:
-    text = format_ds(value)
-    assert len(text) <= 16
-    assert float(text) == pytest.approx(expected, rel=1e-12, abs=0)
-    # pydicom's own DS validation (an independent reading of the VR rules) accepts it
-    DSfloat(text, validation_mode=dicom_config.RAISE)
-
-
-def test_format_ds_keeps_precision_on_random_values() -> None:
-    rng = np.random.default_rng(1)
-    values = rng.normal(0, 1, 2000) * 10.0 ** rng.integers(-12, 12, 2000)
-    for v in values:
-        text = format_ds(v)
-        assert len(text) <= 16
-        assert float(text) == pytest.approx(v, rel=1e-10)
-
-
-def test_format_ds_refuses_non_finite() -> None:
-    with pytest.raises(ValueError):
-        format_ds(float("nan"))
 
 
 # --- the written object -----------------------------------------------------------------
@@ -311,6 +279,20 @@ def test_speckled_mask_refused_by_name(tmp_path) -> None:
         build_rtstruct(speckled, volume, max_contours_per_roi=200)
     ds = build_rtstruct(speckled, volume, max_contours_per_roi=100_000)  # the same mask under a high cap
     assert len(ds.ROIContourSequence[1].ContourSequence) > 200
+
+
+def test_write_rtstruct_takes_build_rtstruct_options_including_the_contour_cap(tmp_path) -> None:
+    volume, labels, _ = make_case(tmp_path, "HFS")
+    checker = np.indices(volume.geometry.shape).sum(axis=0) % 4 == 0
+    speckled = LabelMap(volume.geometry, {"Bladder": labels["Bladder"], "Rectum": checker})
+    with pytest.raises(StructureError, match="'Rectum'.*more than 200 contours"):
+        write_rtstruct(speckled, volume, tmp_path / "capped" / "RS.dcm", max_contours_per_roi=200)
+    assert not (tmp_path / "capped" / "RS.dcm").exists()
+    path = write_rtstruct(speckled, volume, tmp_path / "RS.dcm", max_contours_per_roi=100_000,
+                          label="capped", structure_set_name="cap test")
+    rs = pydicom.dcmread(path)
+    assert len(rs.ROIContourSequence[1].ContourSequence) > 200
+    assert (rs.StructureSetLabel, rs.StructureSetName) == ("capped", "cap test")
 
 
 def test_volume_without_dicom_identity_refused(tmp_path) -> None:

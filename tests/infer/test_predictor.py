@@ -135,7 +135,7 @@ class _BlurThreshold(torch.nn.Module):
 
 def _blur_predictor(plan: PreprocessConfig) -> Predictor:
     from cervseg.models.checkpoint import CheckpointMetadata, LoadedCheckpoint
-    from cervseg.models.outputs import OutputSpec
+    from cervseg.models.output_modes import OutputSpec
 
     meta = CheckpointMetadata("blur", {}, OutputSpec(("Bone", "Body"), "multilabel"), plan.model_dump(), {}, {}, "")
     return Predictor(LoadedCheckpoint(_BlurThreshold(), meta, Path("blur")), threads=1)

@@ -50,7 +50,7 @@ def test_registering_a_different_factory_under_a_taken_name_fails():
         pass
 
     with pytest.raises(ValueError, match="already registered"):
-        register_model("unet", default_width=1, size_divisor=1, reference="")(Other)
+        register_model("unet", default_width=1, reference="")(Other)
     assert model_spec("unet").factory is not Other
 
 

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 import torch
-from monai.networks.nets.resnet import ResNetBlock
 
 from cervseg.models.registry import create_model, parameter_count
 from cervseg.models.resau_net import AttentionUpStage, ResAUNet
+from cervseg.models.resnet import BasicBlock as ResNetBlock
 
 # torchvision's resnet34 has 21,797,672 parameters, of which the 1000-class fc layer holds
 # 512 * 1000 + 1000; the convolutional feature extractor therefore has 21,284,672.

@@ -1,4 +1,4 @@
-"""Early stopping, the CSV log, RNG state round trip, thread count."""
+"""Early stopping, the CSV log, RNG state round trip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from cervseg.errors import InputError
-from cervseg.train import callbacks
 from cervseg.train.callbacks import CSVLogger, EarlyStopping, load_state, rng_state, save_state, set_rng_state
 
 
@@ -47,11 +46,3 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
     with pytest.raises(InputError, match="no saved training state"):
         load_state(tmp_path / "nowhere")
 
-
-@pytest.mark.parametrize("cores, load, world, expected", [
-    (2, 0.1, 1, 2), (2, 1.5, 1, 1), (2, 5.0, 1, 1), (8, 2.0, 1, 6), (8, 0.0, 2, 4), (8, 4.0, 2, 2), (1, 0.0, 4, 1),
-])
-def test_default_threads_leave_busy_cores_alone(monkeypatch, cores, load, world, expected):
-    monkeypatch.setattr(callbacks, "available_cores", lambda: cores)
-    monkeypatch.setattr(callbacks.os, "getloadavg", lambda: (load, load, load))
-    assert callbacks.default_threads(world) == expected

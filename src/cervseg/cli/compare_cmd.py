@@ -7,11 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from cervseg.cli.evaluate_cmd import check_tolerance
 from cervseg.cli.app import command
+from cervseg.cli.evaluate_cmd import check_tolerance
 from cervseg.errors import InputError
-from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
-from cervseg.report.runner import PredictionSet, Settings, write_comparison
+from cervseg.metrics import DEFAULT_TOLERANCE_MM
 
 HELP = (
     "Compare several models' contours with one reference: a table of mean ± SD per structure "
@@ -58,6 +57,8 @@ def compare(
     patient: Optional[str] = typer.Option(None, "--patient", help="Name of the patient when --reference is a single patient folder."),
 ) -> None:
     """Compare several models against one reference (see HELP)."""
+    from cervseg.report.runner import PredictionSet, Settings, write_comparison
+
     check_tolerance(tolerance)
     folders = parse_pairs(prediction, "--prediction")
     suffixes = parse_pairs(prediction_suffix, "--prediction-suffix")

@@ -9,10 +9,7 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.dicom.patient import read_patient
 from cervseg.errors import InputError
-from cervseg.nifti import check_replaceable, write_case
-from cervseg.outputs import ensure_not_inside
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +32,8 @@ writes nifti/patient01/image.nii.gz (HU) and nifti/patient01/masks/Bladder.nii.g
 def check_io_folders(inputs: list[Path], out: Path) -> None:
     """Inputs must exist; the output may be neither inside an input nor contain one
     (the output folder is replaced as a whole, which would delete the input)."""
+    from cervseg.outputs import ensure_not_inside
+
     for folder in inputs:
         if not folder.is_dir():
             raise InputError(f"{folder}: input folder not found")
@@ -52,6 +51,9 @@ def convert(
     series: Optional[str] = typer.Option(None, "--series", help="SeriesInstanceUID of the CT when the folder holds several."),
 ) -> None:
     """Convert a planning CT and its RTSTRUCT to NIfTI image and masks (see HELP)."""
+    from cervseg.dicom.patient import read_patient
+    from cervseg.nifti import check_replaceable, write_case
+
     check_io_folders([dicom], out)
     check_replaceable(out)
     patient = read_patient(dicom, template, names, series)

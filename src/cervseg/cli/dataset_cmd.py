@@ -9,10 +9,7 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.data.cache import PatientRecord, build_cache, patient_folders
 from cervseg.errors import InputError, StructureError
-from cervseg.structures import Catalogue, Template, load_template
-from cervseg.volume import canonical_labels, canonical_volume
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +32,9 @@ Examples:
 
 
 def _structures(template: str, names: Optional[Path], structures: Optional[str]) -> tuple[str, list[str]]:
+    """The template's name and the structures to train (all, or the --structures subset)."""
+    from cervseg.structures import Catalogue, load_template
+
     catalogue = Catalogue.builtin(names)
     tmpl = load_template(template, catalogue)
     if not structures:
@@ -47,32 +47,6 @@ def _structures(template: str, names: Optional[Path], structures: Optional[str])
                                  f"'{tmpl.name}' ({', '.join(tmpl.structures)})")
         chosen.append(canonical)
     return tmpl.name, chosen
-
-
-def make_reader(template_name: str, names: Optional[Path], structures: list[str]):
-    """Patient folder -> PatientRecord via cervseg.dicom.patient.read_patient."""
-    from cervseg.dicom.patient import read_patient
-
-    template = Template(template_name, tuple(structures))  # only what we train is reported missing
-    catalogue = Catalogue.builtin(names)
-
-    def read(folder: Path) -> PatientRecord:
-        patient = read_patient(folder, template, names)
-        missing = [s for s in structures if s not in patient.labels]
-        if missing:
-            # ROI names nobody knows: the likely culprits for a clinic's own naming
-            unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
-            hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
-            raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
-        info = {
-            "rtstruct": str(patient.rtstruct_path),
-            "roi_names": {s: patient.match.matched.get(s, s) for s in structures},
-        }
-        # stored in the HFS layout so FFS/prone patients do not teach the network mirrored anatomy
-        return PatientRecord(canonical_volume(patient.volume),
-                             canonical_labels(patient.labels.subset(structures)), info)
-
-    return read
 
 
 @command("dataset", help=HELP, epilog=EXAMPLE)
@@ -88,6 +62,8 @@ def dataset(
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Share of patients held out for testing."),
 ) -> None:
     """Build a training cache from DICOM exports (see HELP)."""
+    from cervseg.data.cache import build_cache, dicom_patient_reader, patient_folders
+
     if not dicom.is_dir():
         raise InputError(f"{dicom}: input folder not found")
     if out.resolve() in dicom.resolve().parents:
@@ -96,7 +72,7 @@ def dataset(
     folders = patient_folders(dicom)
     log.info("%d patient folders under %s; structures: %s", len(folders), dicom, ", ".join(chosen))
     manifest = build_cache(
-        out, folders, make_reader(tmpl_name, names, chosen), chosen, seed=seed,
+        out, folders, dicom_patient_reader(tmpl_name, names, chosen), chosen, seed=seed,
         val_fraction=val_fraction, test_fraction=test_fraction, root=dicom,
         extra={"template": tmpl_name, "source_root": str(dicom.resolve()),
                "names_file": str(names.resolve()) if names else None},

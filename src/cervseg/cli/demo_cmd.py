@@ -12,20 +12,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from cervseg.cli.app import command
-from cervseg.dicom.patient import read_patient
-from cervseg.infer.segment import segment_series
-from cervseg.metrics.overlap import dice
-from cervseg.metrics.surface import surface_distances
-from cervseg.nifti import check_replaceable
-from cervseg.outputs import atomic_dir, atomic_file
-from cervseg.phantom.cohort import write_cohort
-from cervseg.report.case_overlay import render_case
-from cervseg.structures import Catalogue, colours
-from cervseg.volume import LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +32,6 @@ Example:
 DEMO_ENTRIES = ("phantom", "contours", "overlay.png")
 
 
-def score_table(truth: LabelMap, predicted: LabelMap) -> str:
-    """Dice and HD95 (3D, mm) per structure, and both volumes: what the demo prints."""
-    spacing = truth.geometry.spacing
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    lines = [f"{'structure':<14}{'Dice':>7}{'HD95 mm':>9}{'truth ml':>10}{'auto ml':>9}"]
-    for name in truth:
-        reference = truth[name]
-        auto = predicted[name] if name in predicted else np.zeros_like(reference)
-        hd95 = surface_distances(reference, auto, spacing).hd95()
-        lines.append(f"{name:<14}{dice(reference, auto):>7.3f}{hd95:>9.1f}"
-                     f"{reference.sum() * voxel_ml:>10.1f}{auto.sum() * voxel_ml:>9.1f}")
-    return "\n".join(lines)
-
-
 @command("demo", help=HELP)
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder (replaced if it holds a previous demo)."),
@@ -64,6 +39,16 @@ def demo(
     preset: str = typer.Option("default", "--preset", help="Phantom preset: default, small or tiny."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder; default: the built-in model."),
 ) -> None:
+    """Phantom CT -> built-in model -> RTSTRUCT, scored against the phantom's truth (see HELP)."""
+    from cervseg.dicom.patient import read_patient
+    from cervseg.infer.segment import segment_series
+    from cervseg.nifti import check_replaceable
+    from cervseg.outputs import atomic_dir, atomic_file
+    from cervseg.phantom.cohort import write_cohort
+    from cervseg.report.case_overlay import render_case
+    from cervseg.report.tables import score_table
+    from cervseg.structures import Catalogue, colours
+
     check_replaceable(out, allowed=DEMO_ENTRIES)
     start = time.perf_counter()
     with atomic_dir(out) as tmp:

@@ -9,8 +9,7 @@ import typer
 
 from cervseg.cli.app import command
 from cervseg.errors import InputError
-from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
-from cervseg.report.runner import PredictionSet, Settings, write_evaluation
+from cervseg.metrics import DEFAULT_TOLERANCE_MM
 
 HELP = (
     "Compare predicted contours with reference contours: Dice, HD95, HD, mean surface distance, "
@@ -58,6 +57,8 @@ def evaluate(
     name: str = typer.Option("prediction", "--name", help="Name of the prediction set in the report."),
 ) -> None:
     """Score predicted contours against reference contours (see HELP)."""
+    from cervseg.report.runner import PredictionSet, Settings, write_evaluation
+
     check_tolerance(tolerance)
     settings = Settings(tolerance, template, names, reference_suffix, patient)
     write_evaluation(reference, PredictionSet(name, prediction, prediction_suffix), out, settings)

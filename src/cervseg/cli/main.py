@@ -3,6 +3,10 @@
 `build_app()` registers each subcommand listed in COMMANDS, wrapping it so that a
 CervsegError (bad input) becomes one clear log line and its exit code (2); usage errors get
 typer's own exit code 2.
+
+Help is click's plain formatter, not rich's: importing rich's help renderer costs more than
+everything else `cervseg --help` does (docs/benchmarks.md, "Start-up"). Indented paragraphs
+(the examples) are marked verbatim so click does not re-wrap them.
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ def exit_on_input_error(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def verbatim_examples(text: str) -> str:
+    """Mark every indented paragraph of a help text with click's no-rewrap marker (\\b)."""
+    paragraphs = text.split("\n\n")
+    return "\n\n".join("\b\n" + p if p[:1].isspace() else p for p in paragraphs)
+
+
 def build_app() -> typer.Typer:
     """The typer app with every subcommand of COMMANDS registered."""
     app = typer.Typer(
@@ -67,13 +77,15 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
     app.callback()(_root)
     for entry in COMMANDS:
         module_name, func_name = entry.split(":")
         func = getattr(importlib.import_module(f"cervseg.cli.{module_name}"), func_name)
         spec = func.cli_spec
-        app.command(spec.name, **spec.options)(exit_on_input_error(func))
+        options = {k: verbatim_examples(v) if k in ("help", "epilog") else v for k, v in spec.options.items()}
+        app.command(spec.name, **options)(exit_on_input_error(func))
     return app
 
 

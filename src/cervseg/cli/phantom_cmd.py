@@ -9,8 +9,6 @@ import typer
 
 from cervseg.cli.app import command
 from cervseg.errors import InputError
-from cervseg.phantom.cohort import write_cohort
-from cervseg.phantom.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,9 @@ def phantom(
     preset: str = typer.Option("default", "--preset", help="default, small or tiny."),
 ) -> None:
     """Write synthetic planning CTs with RTSTRUCTs (see HELP)."""
+    from cervseg.phantom.cohort import write_cohort
+    from cervseg.phantom.presets import PRESETS
+
     if preset not in PRESETS:
         raise InputError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
     if patients < 1:

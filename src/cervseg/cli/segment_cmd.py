@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.infer.segment import segment_series
 
 HELP = """Contour a CT series with a trained model and write DIR/RS_<SeriesInstanceUID>.dcm.
 
@@ -50,6 +49,7 @@ def segment(
         False, "--all-series", help="Contour every CT series under --dicom into OUT/<PatientID or folder>/."
     ),
 ) -> None:
+    """Contour a CT series into an RTSTRUCT (see HELP)."""
     if all_series:
         if series is not None:
             from cervseg.errors import InputError
@@ -58,6 +58,8 @@ def segment(
         _segment_all(dicom, out, model=model, nifti=nifti, seg=seg, flip_tta=tta, batch_size=batch_size,
                      names_file=names, threads=threads, qa=qa)
         return
+    from cervseg.infer.segment import segment_series
+
     segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
                    flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads, qa=qa)
 

@@ -9,13 +9,7 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.dicom.rtstruct_write import write_rtstruct
-from cervseg.dicom.series import read_ct_series
-from cervseg.errors import InputError, StructureError
-from cervseg.nifti import read_labels
-from cervseg.outputs import ensure_not_inside
-from cervseg.structures import Catalogue
-from cervseg.volume import LabelMap
+from cervseg.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +29,6 @@ Example:
 """
 
 
-def canonical_labels(raw: LabelMap, catalogue: Catalogue) -> LabelMap:
-    """Rename masks to the catalogue's canonical names; unknown names stay as they are."""
-    labels = LabelMap(raw.geometry)
-    source: dict[str, str] = {}
-    for stem in raw:
-        name = catalogue.canonical(stem)
-        if name is None:
-            name = stem  # the writer warns that it is not in the catalogue
-        elif name != stem:
-            log.info("mask '%s' -> %s", stem, name)
-        if name in source:
-            raise StructureError(f"masks '{source[name]}' and '{stem}' are both {name}: keep one of them")
-        source[name] = stem
-        labels[name] = raw[stem]
-    return labels
-
-
 @command("to-rtstruct", help=HELP, epilog=EXAMPLE)
 def to_rtstruct(
     dicom: Path = typer.Option(..., "--dicom", help="Folder with the CT series the masks were drawn on."),
@@ -61,6 +38,12 @@ def to_rtstruct(
     series: Optional[str] = typer.Option(None, "--series", help="SeriesInstanceUID of the CT when the folder holds several."),
 ) -> None:
     """NIfTI masks + CT folder -> RTSTRUCT (see HELP)."""
+    from cervseg.dicom.rtstruct_write import write_rtstruct
+    from cervseg.dicom.series import read_ct_series
+    from cervseg.nifti import read_labels
+    from cervseg.outputs import ensure_not_inside
+    from cervseg.structures import Catalogue, rename_to_catalogue
+
     for folder, what in ((dicom, "CT folder"), (masks, "masks folder")):
         if not folder.is_dir():
             raise InputError(f"{folder}: {what} not found")
@@ -69,6 +52,6 @@ def to_rtstruct(
         raise InputError(f"{out}: --out must be a file name, this is a folder")
     catalogue = Catalogue.builtin(names)
     volume = read_ct_series(dicom, series)
-    labels = canonical_labels(read_labels(masks, volume.geometry), catalogue)
+    labels = rename_to_catalogue(read_labels(masks, volume.geometry), catalogue)
     write_rtstruct(labels, volume, out, catalogue=catalogue)
     log.info("wrote %s", out)

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.config import load_config
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder instead of the config's out_dir."),
 ) -> None:
     """Train a model from a YAML config (see HELP)."""
+    from cervseg.config import load_config
     from cervseg.train import distributed as D
     from cervseg.train.trainer import train as run
 

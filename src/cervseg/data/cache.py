@@ -30,10 +30,11 @@ import numpy as np
 
 import cervseg
 from cervseg.data.splits import split_patients
-from cervseg.errors import CervsegError, InputError
+from cervseg.errors import CervsegError, InputError, StructureError
 from cervseg.outputs import atomic_dir
 from cervseg.progress import progress
-from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
+from cervseg.structures import Catalogue, Template
+from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume, canonical_labels, canonical_volume
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,37 @@ def patient_folders(root: Path) -> list[Path]:
     if not folders:
         raise InputError(f"{root}: no patient folders inside (one sub-folder per patient expected)")
     return folders
+
+
+def dicom_patient_reader(template_name: str, names: Path | None, structures: Sequence[str]) -> Reader:
+    """A Reader of patient DICOM folders (CT + RTSTRUCT) for ``build_cache``.
+
+    Only the trained ``structures`` are reported missing; a patient lacking one is refused
+    with a StructureError that names the ROIs nobody knows (the likely culprits for a
+    clinic's own naming). Records are stored in the HFS layout so FFS/prone patients do not
+    teach the network mirrored anatomy.
+    """
+    from cervseg.dicom.patient import read_patient  # pydicom: only when DICOM is read
+
+    structures = list(structures)
+    template = Template(template_name, tuple(structures))
+    catalogue = Catalogue.builtin(names)
+
+    def read(folder: Path) -> PatientRecord:
+        patient = read_patient(folder, template, names)
+        missing = [s for s in structures if s not in patient.labels]
+        if missing:
+            unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
+            hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
+            raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
+        info = {
+            "rtstruct": str(patient.rtstruct_path),
+            "roi_names": {s: patient.match.matched.get(s, s) for s in structures},
+        }
+        return PatientRecord(canonical_volume(patient.volume),
+                             canonical_labels(patient.labels.subset(structures)), info)
+
+    return read
 
 
 def _check_output(out: Path, root: Path | None) -> None:

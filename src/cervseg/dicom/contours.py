@@ -15,8 +15,8 @@ small and rasterising them with any centre-sampling even-odd rasteriser gives ba
 mask exactly.
 
 Why Douglas-Peucker is not on by default: at a tolerance safely below 0.35 pixel (0.2) it
-removed no more vertices than the exact pass on the real case (75 518 either way) and took
-5 s for its body outline. It stays available as ``tolerance_px`` (keep it <= 0.3).
+removed no more vertices than the exact pass on the real case and was slow on its body
+outline (docs/benchmarks.md). It stays available as ``tolerance_px`` (keep it <= 0.3).
 """
 
 from __future__ import annotations

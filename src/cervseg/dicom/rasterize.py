@@ -6,11 +6,11 @@ several parts of one organ as several polygons. XOR-ing the filled polygons of a
 keeps holes as holes and parts as parts, whatever order or orientation they are stored in;
 this is also what plastimatch does, and our masks are tested against it.
 
-A pixel belongs to a polygon when its centre lies inside (matplotlib Path.contains_points,
-a crossing-number test, on the pixel centres of the polygon's bounding box). On the real
-case both matplotlib and skimage.draw.polygon reproduce plastimatch's masks voxel for voxel
-for all 15 organ ROIs (one voxel differs in the 11-million-voxel External); matplotlib is
-used because it is about twice as fast on large outlines (External: 6.5 s vs 14 s).
+A pixel belongs to a polygon when its centre lies inside (skimage.draw.polygon, a
+crossing-number test on the pixel centres). On the real case it reproduces plastimatch's
+masks voxel for voxel for all 15 organ ROIs, as matplotlib's Path.contains_points does;
+skimage is used because the contouring commands must not import matplotlib (docs/benchmarks.md
+compares their speed).
 
 Contours are matched to slices by their position along the slice normal; a contour more
 than SLICE_TOLERANCE x slice spacing away from every slice is reported and skipped, never
@@ -23,7 +23,7 @@ import logging
 from typing import Sequence, Union
 
 import numpy as np
-from matplotlib.path import Path as MplPath
+from skimage.draw import polygon as polygon_pixels
 
 from cervseg.dicom.rtstruct_read import Contour, RTStruct
 from cervseg.errors import GeometryError
@@ -45,15 +45,8 @@ def _points(contour: ContourLike) -> np.ndarray:
 
 def _xor_polygon(plane: np.ndarray, rc: np.ndarray) -> None:
     """XOR into ``plane`` the pixels whose centre lies inside the (row, col) polygon."""
-    ny, nx = plane.shape
-    r0, r1 = max(int(np.ceil(rc[:, 0].min())), 0), min(int(np.floor(rc[:, 0].max())), ny - 1)
-    c0, c1 = max(int(np.ceil(rc[:, 1].min())), 0), min(int(np.floor(rc[:, 1].max())), nx - 1)
-    if r1 < r0 or c1 < c0:
-        return
-    rr, cc = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
-    centres = np.column_stack([rr.ravel(), cc.ravel()]).astype(float)
-    inside = MplPath(rc).contains_points(centres).reshape(rr.shape)
-    plane[r0 : r1 + 1, c0 : c1 + 1] ^= inside
+    rows, cols = polygon_pixels(rc[:, 0], rc[:, 1], shape=plane.shape)
+    plane[rows, cols] ^= True
 
 
 def rasterize_roi(

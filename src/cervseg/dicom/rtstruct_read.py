@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import RTStructureSetStorage
 
 from cervseg.dicom.series import FolderScan, scan_folder
 from cervseg.errors import InputError, SeriesSelectionError
 
 log = logging.getLogger(__name__)
 
-RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 AREA_TYPES = ("CLOSED_PLANAR",)  # the only geometric type that encloses an area
 
 
@@ -86,7 +86,7 @@ def _load(path: Path) -> Dataset:
         raise InputError(f"{path}: not a readable DICOM file: {_first_line(exc)}") from None
     modality = str(ds.get("Modality", ""))
     sop_class = str(ds.get("SOPClassUID", ""))
-    if modality != "RTSTRUCT" and sop_class != RT_STRUCTURE_SET_STORAGE:
+    if modality != "RTSTRUCT" and sop_class != RTStructureSetStorage:
         raise InputError(f"{path}: not an RTSTRUCT (Modality '{modality}', SOP class {sop_class})")
     return ds
 
@@ -127,8 +127,8 @@ def _colour(value: object) -> tuple[int, int, int] | None:
 def _contour_values(item: Dataset) -> np.ndarray:
     """ContourData as floats, parsed from the raw bytes when pydicom has not converted it yet.
 
-    Why: converting each value to a pydicom DSfloat is ~10x slower, and clinical External
-    outlines carry hundreds of thousands of values.
+    Why: converting each value to a pydicom DSfloat is much slower (docs/benchmarks.md), and
+    clinical External outlines carry hundreds of thousands of values.
     """
     if "ContourData" not in item:
         return np.zeros(0)
@@ -267,7 +267,7 @@ def find_rtstruct(
     found = [
         f for f in scan.files
         if str(f.header.get("Modality", "")) == "RTSTRUCT"
-        or str(f.header.get("SOPClassUID", "")) == RT_STRUCTURE_SET_STORAGE
+        or str(f.header.get("SOPClassUID", "")) == RTStructureSetStorage
     ]
     if not found:
         raise SeriesSelectionError(f"{folder}: no RTSTRUCT file found")

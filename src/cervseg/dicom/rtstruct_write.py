@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -27,11 +27,13 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     PYDICOM_IMPLEMENTATION_UID,
+    RTStructureSetStorage,
     generate_uid,
 )
 
 import cervseg
 from cervseg.dicom.contours import SliceContour, mask_to_contours
+from cervseg.dicom.ds import format_ds
 from cervseg.errors import InputError, StructureError
 from cervseg.outputs import atomic_file
 from cervseg.progress import progress
@@ -40,19 +42,17 @@ from cervseg.volume import LabelMap, SeriesInfo, Volume
 
 log = logging.getLogger(__name__)
 
-RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-#: What planning systems put in RT Referenced Study Sequence > Referenced SOP Class UID.
+#: What planning systems put in RT Referenced Study Sequence > Referenced SOP Class UID: the
+#: retired Detached Study Management SOP Class, which pydicom.uid has no constant for.
 DETACHED_STUDY_MANAGEMENT = "1.2.840.10008.3.1.2.3.1"
 GENERATION_ALGORITHMS = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
 UNKNOWN_COLOUR = (128, 128, 128)  # grey, for names outside the catalogue
 #: Contour points are rounded to this many decimals of a millimetre before formatting.
 POINT_DECIMALS = 4
-DS_MAX_BYTES = 16
 EXPLICIT_VR_MAX_LENGTH = 0xFFFE  # even length that a 16-bit length field holds
-#: More contours than this in one ROI is refused. Drawn structures stay far below it (the
-#: real case's External: 524; bowel loops or pelvic marrow: ~1,000), while a speckled
-#: network output reaches hundreds of thousands, which took 520 s and 18 GB to write and
-#: gives a file no planner can review.
+#: More contours than this in one ROI is refused. Drawn structures stay far below it, while
+#: a speckled network output reaches hundreds of thousands: a file no planner can review,
+#: and slow and memory-hungry to write (docs/benchmarks.md has the figures).
 MAX_CONTOURS_PER_ROI = 10_000
 
 #: Patient / study attributes copied from the CT (Type 2 ones are written empty if unknown).
@@ -60,41 +60,6 @@ PATIENT_KEYWORDS_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "Patie
 PATIENT_KEYWORDS_OPTIONAL = ("IssuerOfPatientID", "PatientAge", "PatientComments")
 STUDY_KEYWORDS_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
 STUDY_KEYWORDS_OPTIONAL = ("StudyDescription",)
-
-
-def format_ds(value: float) -> str:
-    """The most precise decimal string of ``value`` that fits DICOM DS (<= 16 bytes).
-
-    Why hand-written: a float's shortest repr is often 17+ characters
-    (-123.456789012345, 0.30000000000000004) and some planning systems reject the file
-    rather than read such a value. Tries the shortest round-trip form first, then fewer
-    significant digits; Python's 'g' format switches to an exponent when that is shorter,
-    which DS allows (1e-07).
-    """
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"DS cannot hold {value}")
-    if value == 0.0:
-        return "0"
-    text = _tidy(repr(value))
-    if len(text) <= DS_MAX_BYTES:
-        return text
-    for digits in range(16, 0, -1):
-        text = _tidy(f"{value:.{digits}g}")
-        if len(text) <= DS_MAX_BYTES:
-            return text
-    raise ValueError(f"cannot format {value} in {DS_MAX_BYTES} bytes")  # pragma: no cover
-
-
-def _tidy(text: str) -> str:
-    """Drop a trailing '.0' and a needless '+'/leading zero in the exponent ('1e+20' -> '1e20')."""
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = "-" if exponent.startswith("-") else ""
-        return f"{mantissa}e{sign}{int(exponent.lstrip('+-'))}"
-    if text.endswith(".0"):
-        text = text[:-2]
-    return "0" if text == "-0" else text
 
 
 def _format_points(points: np.ndarray) -> list[str]:
@@ -212,22 +177,36 @@ def build_rtstruct(
     refused with a StructureError naming it.
     """
     _check(labels, volume, label, roi_generation_algorithm)
-    catalogue = catalogue or Catalogue.builtin()
-    geometry, series = volume.geometry, volume.series
-    frame_uid = geometry.frame_of_reference_uid
-    date, time = _now()
-
-    ds = Dataset()
     texts = [*labels, description, series_description, structure_set_name or "", algorithm_name or ""]
-    texts += [str(v) for v in (*series.patient.values(), *series.study.values())]
+    ds = _structure_set_header(volume, texts, label, description, series_description, structure_set_name)
+    rois = _roi_sequences(labels, volume, catalogue or Catalogue.builtin(), roi_generation_algorithm,
+                          algorithm_name, max_contours_per_roi or MAX_CONTOURS_PER_ROI)
+    ds.StructureSetROISequence = rois.structure_set_rois
+    ds.ROIContourSequence = rois.roi_contours
+    ds.RTROIObservationsSequence = rois.observations
+    # Approval: automatic contours are never approved until a clinician reviews them.
+    ds.ApprovalStatus = "UNAPPROVED"
+    ds.file_meta = _file_meta(ds, rois.longest_value)
+    return ds
+
+
+def _structure_set_header(
+    volume: Volume, texts: list[str], label: str, description: str, series_description: str,
+    structure_set_name: str | None,
+) -> Dataset:
+    """SOP Common, Patient and Study (from the CT), RT Series, Equipment, Frame of Reference
+    and the Structure Set module up to its ROI sequences."""
+    geometry, series = volume.geometry, volume.series
+    date, time = _now()
+    ds = Dataset()
+    texts = texts + [str(v) for v in (*series.patient.values(), *series.study.values())]
     if _needs_unicode(texts):
         ds.SpecificCharacterSet = "ISO_IR 192"
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
+    ds.SOPClassUID = RTStructureSetStorage
     ds.SOPInstanceUID = generate_uid()
     _copy_identity(ds, series)
 
-    # RT Series, General Equipment, Frame of Reference.
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 1
@@ -237,105 +216,114 @@ def build_rtstruct(
     ds.Manufacturer = "cervseg"
     ds.ManufacturerModelName = "cervseg"
     ds.SoftwareVersions = cervseg.__version__
-    ds.FrameOfReferenceUID = frame_uid
+    ds.FrameOfReferenceUID = geometry.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
 
-    # Structure Set.
     ds.StructureSetLabel = label
     if structure_set_name:
         ds.StructureSetName = structure_set_name[:64]
     ds.StructureSetDescription = description
     ds.InstanceNumber = 1
     ds.StructureSetDate, ds.StructureSetTime = date, time
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([_referenced_frame(series, frame_uid)])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence(
+        [_referenced_frame(series, geometry.frame_of_reference_uid)]
+    )
+    return ds
 
-    roi_seq, contour_seq, obs_seq = DicomSequence(), DicomSequence(), DicomSequence()
-    longest = 0  # bytes of the longest ContourData value
+
+@dataclass
+class _RoiSequences:
+    """The three per-ROI sequences of a structure set, and the longest ContourData in bytes."""
+
+    structure_set_rois: DicomSequence = field(default_factory=DicomSequence)
+    roi_contours: DicomSequence = field(default_factory=DicomSequence)
+    observations: DicomSequence = field(default_factory=DicomSequence)
+    longest_value: int = 0
+
+
+def _roi_sequences(
+    labels: LabelMap, volume: Volume, catalogue: Catalogue, roi_generation_algorithm: str,
+    algorithm_name: str | None, max_contours: int,
+) -> _RoiSequences:
+    """One item per non-empty structure in each sequence; StructureError if all are empty."""
+    out = _RoiSequences()
     for name in progress(list(labels), "writing contours"):
         try:
-            contours = mask_to_contours(labels[name], geometry, max_contours=max_contours_per_roi or MAX_CONTOURS_PER_ROI)
+            contours = mask_to_contours(labels[name], volume.geometry, max_contours=max_contours)
         except StructureError as exc:
             raise StructureError(f"structure '{name}': {exc}: a fragmented mask, not anatomy; nothing written") from None
         if not contours:
             log.warning("structure '%s' is empty: not written to the RTSTRUCT", name)
             continue
-        number = len(roi_seq) + 1
         canonical = catalogue.canonical(name)
         structure = catalogue.structures[canonical] if canonical else None
         if structure is None:
             log.warning("structure '%s' is not in the catalogue: written as named, grey, no ROI type", name)
-
-        roi = Dataset()
-        roi.ROINumber = number
-        roi.ReferencedFrameOfReferenceUID = frame_uid
-        roi.ROIName = name
-        roi.ROIGenerationAlgorithm = roi_generation_algorithm
-        if algorithm_name:
-            roi.ROIGenerationDescription = algorithm_name[:64]
-        roi_seq.append(roi)
-
+        number = len(out.structure_set_rois) + 1
+        out.structure_set_rois.append(_structure_set_roi(number, name, volume.geometry.frame_of_reference_uid,
+                                                         roi_generation_algorithm, algorithm_name))
         roi_contour = Dataset()
         roi_contour.ROIDisplayColor = list(structure.colour if structure else UNKNOWN_COLOUR)
         roi_contour.ReferencedROINumber = number
-        roi_contour.ContourSequence, roi_longest = _contour_items(contours, series)
-        longest = max(longest, roi_longest)
-        contour_seq.append(roi_contour)
-
-        obs = Dataset()
-        obs.ObservationNumber = number
-        obs.ReferencedROINumber = number
-        obs.ROIObservationLabel = name[:16]
-        obs.RTROIInterpretedType = structure.roi_type if structure else ""
-        obs.ROIInterpreter = ""
-        obs_seq.append(obs)
-    if not roi_seq:
+        roi_contour.ContourSequence, longest = _contour_items(contours, volume.series)
+        out.roi_contours.append(roi_contour)
+        out.longest_value = max(out.longest_value, longest)
+        out.observations.append(_observation(number, name, structure.roi_type if structure else ""))
+    if not out.structure_set_rois:
         raise StructureError("every structure is empty: there is nothing to write to an RTSTRUCT")
-    ds.StructureSetROISequence = roi_seq
-    ds.ROIContourSequence = contour_seq
-    ds.RTROIObservationsSequence = obs_seq
-    # Approval: automatic contours are never approved until a clinician reviews them.
-    ds.ApprovalStatus = "UNAPPROVED"
+    return out
 
+
+def _structure_set_roi(number: int, name: str, frame_uid: str, algorithm: str, algorithm_name: str | None) -> Dataset:
+    roi = Dataset()
+    roi.ROINumber = number
+    roi.ReferencedFrameOfReferenceUID = frame_uid
+    roi.ROIName = name
+    roi.ROIGenerationAlgorithm = algorithm
+    if algorithm_name:
+        roi.ROIGenerationDescription = algorithm_name[:64]
+    return roi
+
+
+def _observation(number: int, name: str, roi_type: str) -> Dataset:
+    obs = Dataset()
+    obs.ObservationNumber = number
+    obs.ReferencedROINumber = number
+    obs.ROIObservationLabel = name[:16]
+    obs.RTROIInterpretedType = roi_type
+    obs.ROIInterpreter = ""
+    return obs
+
+
+def _file_meta(ds: Dataset, longest_value: int) -> FileMetaDataset:
+    """File meta, Explicit VR unless a contour is too long for its 16-bit length field.
+
+    Explicit VR stores a DS value's length in 16 bits: a contour of more than ~4000
+    points does not fit (pydicom would silently turn it into UN). Implicit VR, the
+    default syntax every DICOM system reads, has 32-bit lengths.
+    """
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    # Explicit VR stores a DS value's length in 16 bits: a contour of more than ~4000
-    # points does not fit (pydicom would silently turn it into UN). Implicit VR, the
-    # default syntax every DICOM system reads, has 32-bit lengths.
-    if longest > EXPLICIT_VR_MAX_LENGTH:
-        log.info("a contour needs %d bytes: writing Implicit VR Little Endian", longest)
+    if longest_value > EXPLICIT_VR_MAX_LENGTH:
+        log.info("a contour needs %d bytes: writing Implicit VR Little Endian", longest_value)
         meta.TransferSyntaxUID = ImplicitVRLittleEndian
     else:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = f"CERVSEG_{ds.SoftwareVersions}"[:16]
-    ds.file_meta = meta
-    return ds
+    return meta
 
 
-def write_rtstruct(
-    labels: LabelMap,
-    volume: Volume,
-    out_file: Path,
-    *,
-    catalogue: Catalogue | None = None,
-    label: str = "cervseg",
-    description: str = "Contours generated by cervseg",
-    series_description: str = "cervseg contours",
-    structure_set_name: str | None = None,
-    roi_generation_algorithm: str = "AUTOMATIC",
-    algorithm_name: str | None = None,
-) -> Path:
+def write_rtstruct(labels: LabelMap, volume: Volume, out_file: Path, **options: Any) -> Path:
     """Write ``labels`` as an RTSTRUCT referencing ``volume``'s CT series; returns the path.
 
-    The file appears only when complete (atomic rename). Empty structures are skipped with
-    a warning; if every structure is empty a StructureError is raised and nothing is written.
+    ``options`` are :func:`build_rtstruct`'s keyword options (catalogue, label, ...,
+    max_contours_per_roi), passed through unchanged. The file appears only when complete
+    (atomic rename). Empty structures are skipped with a warning; if every structure is
+    empty a StructureError is raised and nothing is written.
     """
-    ds = build_rtstruct(
-        labels, volume, catalogue=catalogue, label=label, description=description,
-        series_description=series_description, structure_set_name=structure_set_name,
-        roi_generation_algorithm=roi_generation_algorithm, algorithm_name=algorithm_name,
-    )
+    ds = build_rtstruct(labels, volume, **options)
     out_file = Path(out_file)
     with atomic_file(out_file) as tmp:
         ds.save_as(tmp, enforce_file_format=True)

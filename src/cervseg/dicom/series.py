@@ -32,6 +32,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, LegacyConvertedEnhancedCTImageStorage, MediaStorageDirectoryStorage
 
 from cervseg.errors import GeometryError, InputError, SeriesSelectionError
 from cervseg.progress import progress
@@ -39,12 +40,7 @@ from cervseg.volume import Geometry, SeriesInfo, Volume
 
 log = logging.getLogger(__name__)
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-MULTIFRAME_CT = {
-    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
-}
+MULTIFRAME_CT = {uid: uid.name for uid in (EnhancedCTImageStorage, LegacyConvertedEnhancedCTImageStorage)}
 
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 STUDY_KEYWORDS = (
@@ -98,9 +94,6 @@ class FolderScan:
     files: tuple[DicomFile, ...]
     n_skipped: int  # non-DICOM files
 
-    def of_modality(self, modality: str) -> list[DicomFile]:
-        return [f for f in self.files if str(f.header.get("Modality", "")).upper() == modality]
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -138,7 +131,7 @@ def scan_folder(folder: Path) -> FolderScan:
             header = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many types on a broken header
             raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
-        if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS:
+        if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
             log.debug("%s: DICOMDIR, skipped", path)
             continue
         missing = [k for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID") if not header.get(k)]
@@ -171,7 +164,7 @@ def _summaries(scan: FolderScan) -> list[SeriesSummary]:
         first = files[0].header
         modality = str(first.get("Modality", "")).upper()
         sop_class = str(first.get("SOPClassUID", ""))
-        if modality == "CT" and sop_class == CT_IMAGE_STORAGE:
+        if modality == "CT" and sop_class == CTImageStorage:
             files = [f for f in files if not _is_localizer(f.header)]
             if not files:
                 continue
@@ -215,7 +208,7 @@ def _select_ct(scan: FolderScan, series_uid: str | None) -> SeriesSummary:
                 "which is not supported; export the CT as single-frame CT Image Storage"
             )
         return s
-    ct = [s for s in series if s.modality == "CT" and s.sop_class_uid == CT_IMAGE_STORAGE]
+    ct = [s for s in series if s.modality == "CT" and s.sop_class_uid == CTImageStorage]
     if len(ct) == 1:
         return ct[0]
     if len(ct) > 1:
@@ -285,8 +278,20 @@ class _SliceLayout:
 
 def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
     """Check the slices describe one regular axial grid and sort them along the normal."""
+    iop, pixel_spacing = _check_slice_headers(files, folder)
+    row, col, normal = _slice_axes(iop, files[0].path)
+    order, along, positions = _sort_along_normal(files, normal)
+    _check_positions_on_the_normal(files, order, along, positions, normal, folder)
+    spacing_z = _slice_spacing(files, order, along, folder)
+    # PixelSpacing = (distance between rows, distance between columns) = (y, x) spacing
+    spacing = (spacing_z, float(pixel_spacing[0]), float(pixel_spacing[1]))
+    return _SliceLayout(order, positions[0], np.stack([normal, col, row]), spacing)
+
+
+def _check_slice_headers(files: Sequence[DicomFile], folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Same Rows/Columns, PixelSpacing, orientation and frame of reference on every slice, no
+    gantry tilt; returns the (first slice's) ImageOrientationPatient and PixelSpacing."""
     iops = [_floats(f.header, "ImageOrientationPatient", 6, f.path) for f in files]
-    ipps = [_floats(f.header, "ImagePositionPatient", 3, f.path) for f in files]
     spacings = [_floats(f.header, "PixelSpacing", 2, f.path) for f in files]
     shapes = []
     for f in files:
@@ -309,12 +314,16 @@ def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
         raise GeometryError(f"{folder}: slices of one series carry different FrameOfReferenceUIDs: {sorted(for_uids)}")
     if np.any(spacings[0] <= 0):
         raise GeometryError(f"{files[0].path}: PixelSpacing must be positive, got {_fmt(spacings[0])}")
+    return iops[0], spacings[0]
 
-    row, col = iops[0][:3], iops[0][3:]
-    _check_axis_aligned(row, "the row direction", files[0].path)
-    _check_axis_aligned(col, "the column direction", files[0].path)
+
+def _slice_axes(iop: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit row, column and normal vectors of an axis-aligned axial orientation (else refused)."""
+    row, col = iop[:3], iop[3:]
+    _check_axis_aligned(row, "the row direction", path)
+    _check_axis_aligned(col, "the column direction", path)
     if np.argmax(np.abs(row)) == np.argmax(np.abs(col)):
-        raise GeometryError(f"{files[0].path}: ImageOrientationPatient row and column are parallel {_fmt(iops[0])}")
+        raise GeometryError(f"{path}: ImageOrientationPatient row and column are parallel {_fmt(iop)}")
     row = row / np.linalg.norm(row)
     col = col - (col @ row) * row
     col = col / np.linalg.norm(col)
@@ -322,16 +331,25 @@ def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
     if abs(normal[2]) < 1.0 - AXIS_TOL:
         plane = "sagittal" if abs(normal[0]) > 0.5 else "coronal"
         raise GeometryError(
-            f"{files[0].path}: non-axial ({plane}) series, ImageOrientationPatient {_fmt(iops[0])}; "
+            f"{path}: non-axial ({plane}) series, ImageOrientationPatient {_fmt(iop)}; "
             "only axial series are supported"
         )
+    return row, col, normal
 
-    positions = np.asarray(ipps)
+
+def _sort_along_normal(files: Sequence[DicomFile], normal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """File order by ImagePositionPatient projected on the normal; the sorted projections and positions."""
+    positions = np.asarray([_floats(f.header, "ImagePositionPatient", 3, f.path) for f in files])
     along = positions @ normal
     order = np.argsort(along, kind="stable")
-    along = along[order]
-    positions = positions[order]
+    return order, along[order], positions[order]
 
+
+def _check_positions_on_the_normal(
+    files: Sequence[DicomFile], order: np.ndarray, along: np.ndarray, positions: np.ndarray,
+    normal: np.ndarray, folder: Path,
+) -> None:
+    """No two slices at one position, and no in-plane drift between slices (tilt or shear)."""
     steps = np.diff(along)
     for i in np.flatnonzero(steps < DUPLICATE_TOL):
         a, b = files[order[i]].path, files[order[i + 1]].path
@@ -353,33 +371,35 @@ def _layout(files: Sequence[DicomFile], folder: Path) -> _SliceLayout:
             "gantry tilt or sheared series, not supported"
         )
 
+
+def _slice_spacing(files: Sequence[DicomFile], order: np.ndarray, along: np.ndarray, folder: Path) -> float:
+    """The regular spacing of the sorted slices (refusing gaps and irregular steps), or the
+    SliceThickness of a single slice."""
     n = len(files)
-    if n >= 2:
-        median = float(np.median(steps))
-        for i in np.flatnonzero(steps > GAP_FACTOR * median):
-            a, b = files[order[i]].path, files[order[i + 1]].path
-            raise GeometryError(
-                f"{folder}: missing slices: gap of {steps[i]:.3f} mm between {a.name} "
-                f"({along[i]:.3f} mm) and {b.name} ({along[i + 1]:.3f} mm), median spacing {median:.3f} mm"
-            )
-        spacing_z = float((along[-1] - along[0]) / (n - 1))
-        expected = along[0] + spacing_z * np.arange(n)
-        deviation = np.abs(along - expected)
-        worst = int(np.argmax(deviation))
-        if deviation[worst] > IRREGULAR_FRACTION * spacing_z:
-            raise GeometryError(
-                f"{files[order[worst]].path}: irregular slice spacing: slice at {along[worst]:.3f} mm "
-                f"along the normal, a regular grid of {spacing_z:.3f} mm puts it at {expected[worst]:.3f} mm"
-            )
-    else:
+    if n < 2:
         header = files[0].header
         value = header.get("SpacingBetweenSlices") or header.get("SliceThickness")
         if value in (None, "") or float(value) <= 0:
             raise GeometryError(f"{files[0].path}: a single-slice series without SliceThickness")
-        spacing_z = float(value)
-    # PixelSpacing = (distance between rows, distance between columns) = (y, x) spacing
-    spacing = (spacing_z, float(spacings[0][0]), float(spacings[0][1]))
-    return _SliceLayout(order, positions[0], np.stack([normal, col, row]), spacing)
+        return float(value)
+    steps = np.diff(along)
+    median = float(np.median(steps))
+    for i in np.flatnonzero(steps > GAP_FACTOR * median):
+        a, b = files[order[i]].path, files[order[i + 1]].path
+        raise GeometryError(
+            f"{folder}: missing slices: gap of {steps[i]:.3f} mm between {a.name} "
+            f"({along[i]:.3f} mm) and {b.name} ({along[i + 1]:.3f} mm), median spacing {median:.3f} mm"
+        )
+    spacing_z = float((along[-1] - along[0]) / (n - 1))
+    expected = along[0] + spacing_z * np.arange(n)
+    deviation = np.abs(along - expected)
+    worst = int(np.argmax(deviation))
+    if deviation[worst] > IRREGULAR_FRACTION * spacing_z:
+        raise GeometryError(
+            f"{files[order[worst]].path}: irregular slice spacing: slice at {along[worst]:.3f} mm "
+            f"along the normal, a regular grid of {spacing_z:.3f} mm puts it at {expected[worst]:.3f} mm"
+        )
+    return spacing_z
 
 
 def _pixels_hu(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, Dataset]:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from cervseg.errors import StructureError
-from cervseg.models.outputs import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
+from cervseg.models.output_modes import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
 from cervseg.volume import Geometry, LabelMap
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def assign_femoral_heads_by_side(labels: LabelMap, midline_x: float | None = Non
 
     Why: a network can swap sides on an unusual orientation (FFS, prone); LPS +x is the
     patient's left whatever the array layout, so the side is decided in patient space by
-    the same rule that splits a merged femoral-head channel (models.outputs).
+    the same rule that splits a merged femoral-head channel (models.output_modes).
     """
     left, right = FEMUR_LEFT, FEMUR_RIGHT
     if left not in labels or right not in labels:

@@ -16,7 +16,6 @@ plan's (always so for a pixel plan) the grid is a crop: nothing is interpolated.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,9 +27,10 @@ from cervseg.config import PreprocessConfig
 from cervseg.data.preprocess import BodyBox, Preprocessor, SliceGrid
 from cervseg.errors import InputError
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from cervseg.models.outputs import split_femoral_heads, to_probabilities
+from cervseg.models.output_modes import split_femoral_heads, to_probabilities
 from cervseg.progress import progress
 from cervseg.structures import left_right_swap
+from cervseg.threads import inference_threads
 from cervseg.volume import Geometry, LabelMap, Volume, flip_array
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,6 @@ class Prediction:
         return None if self.body is None else self.body.midline_x(self.canonical_geometry)
 
 
-def default_threads() -> int:
-    """Intra-op threads: all cores the process may use (what 2-core CI machines have)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Predictor:
     """Runs a checkpoint's model over every slice of a CT volume."""
 
@@ -73,14 +65,14 @@ class Predictor:
     ) -> None:
         self.checkpoint = checkpoint
         self.metadata = checkpoint.metadata
-        # channels-last memory: oneDNN's fastest convolution layout on CPU (measured 1.8x
-        # faster than the default layout for the built-in model, benchmarks/inference_backends.py)
+        # channels-last memory: oneDNN's fastest convolution layout on CPU (docs/benchmarks.md,
+        # benchmarks/inference_backends.py)
         self.model = checkpoint.model.eval().to(memory_format=torch.channels_last)
         self.preprocessor = Preprocessor(PreprocessConfig.model_validate(self.metadata.preprocess))
         self.batch_size = max(1, int(batch_size))
         self.flip_tta = flip_tta
         self.threshold = threshold
-        self.threads = threads or default_threads()
+        self.threads = threads or inference_threads()
         self._swap = left_right_swap(self.metadata.channels)
 
     @classmethod

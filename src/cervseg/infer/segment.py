@@ -20,14 +20,12 @@ import numpy as np
 
 import cervseg
 from cervseg.dicom.rtstruct_write import write_rtstruct
-from cervseg.dicom.seg_write import write_seg
 from cervseg.dicom.series import read_ct_series
 from cervseg.errors import StructureError
 from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import postprocess
 from cervseg.infer.predictor import Prediction, Predictor
 from cervseg.infer.scope import drop_unreached, seen_by, warn_if_outside_seen
-from cervseg.nifti import write_case
 from cervseg.qa.files import qa_file_name, write_qa_csv
 from cervseg.qa.scores import slice_qa
 from cervseg.outputs import ensure_not_inside
@@ -139,10 +137,14 @@ def segment_series(
         except StructureError as exc:
             raise StructureError(f"{exc} (does model {predictor.metadata.model_name} suit this CT?)") from None
         if seg:
+            from cervseg.dicom.seg_write import write_seg  # highdicom: only when a SEG is asked for
+
             names.append(f"SEG_{uid}.dcm")
             write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
                       algorithm_name=f"cervseg {predictor.metadata.model_name}")
         if nifti:
+            from cervseg.nifti import write_case  # nibabel: only when NIfTI is asked for
+
             names.append(f"nifti_{uid}")
             write_case(volume, labels, staging / names[-1])
         if qa:

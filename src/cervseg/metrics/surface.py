@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.metrics.utils import get_mask_edges, get_surface_distance
 
-DEFAULT_TOLERANCE_MM = 2.0
+from cervseg.metrics import DEFAULT_TOLERANCE_MM
 
 
 def union_box(reference: np.ndarray, prediction: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:

@@ -100,9 +100,3 @@ def xavier_uniform_init(module: nn.Module) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
-
-def check_width(name: str, base_width: int, minimum: int = 1) -> int:
-    """Validate a model's base width (the number of feature maps at full resolution)."""
-    if int(base_width) != base_width or base_width < minimum:
-        raise ValueError(f"{name}: base_width must be an integer >= {minimum}, got {base_width}")
-    return int(base_width)

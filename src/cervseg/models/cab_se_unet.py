@@ -5,7 +5,7 @@ A U-Net whose conv layers are replaced by Context Aggregation Blocks (CAB): para
 conv-BN-ReLU, concatenated, then a Squeeze-Excitation block that re-weights the
 channels ("to reweight each organ mask importance"). Five CABs in the encoder, five in
 the decoder; Xavier-uniform initialisation; one sigmoid channel per structure is the
-paper's output mode (see cervseg.models.outputs), the network itself returns logits.
+paper's output mode (see cervseg.models.output_modes), the network itself returns logits.
 
 Where the paper is silent (its figures are not in the text) the choices are:
 - plain-kernel sizes 5x5 and 7x7 (``kernels``), dilation rates 2 and 3 (``dilations``);
@@ -63,7 +63,6 @@ class ContextAggregationBlock(nn.Module):
     "cab_se_unet",
     default_width=64,
     min_width=4,
-    size_divisor=16,
     reference="Liu Z. et al., Physica Medica 69 (2020) 184-191 (paper 000)",
 )
 class CabSeUNet(SegmentationNet):

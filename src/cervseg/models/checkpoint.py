@@ -38,7 +38,7 @@ from torch import nn
 
 import cervseg
 from cervseg.errors import CervsegError, InputError
-from cervseg.models.outputs import OutputSpec
+from cervseg.models.output_modes import OutputSpec
 from cervseg.models.registry import create_model
 from cervseg.outputs import atomic_dir
 

@@ -3,7 +3,9 @@
 Why: a checkpoint stores ``(model name, config)`` rather than pickled code, so a clinic's
 contouring node rebuilds the network with :func:`create_model` and loads only weights.
 Each architecture module registers itself with :func:`register_model`; the registry is
-filled once, at import of those modules, and never changed afterwards.
+filled once, by importing every module of ``cervseg.models`` on first use (no list of
+modules to keep in step), and never changed afterwards. Each fact is declared once: the
+decorator holds the name, widths and reference, the class its ``size_divisor``.
 
 Contract of every registered model (tested in tests/models/test_contract.py):
 input ``(N, in_channels, H, W)`` float, output logits ``(N, out_channels, H, W)`` for any
@@ -15,16 +17,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
 
 from cervseg.errors import ConfigError
-
-# Architecture modules that register themselves when imported.
-_BUILTIN_MODULES = ("unet", "attention_unet", "unet_pp", "cab_se_unet", "resau_net")
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -34,15 +33,19 @@ class ModelSpec:
     factory: Callable[..., nn.Module]
     default_width: int  # the width of the published model (features at full resolution)
     min_width: int  # smallest base width that still builds
-    size_divisor: int  # 2 ** number of downsamplings
     reference: str  # where the architecture comes from
+
+    @property
+    def size_divisor(self) -> int:
+        """2 ** number of downsamplings, as the architecture's class declares it."""
+        return int(getattr(self.factory, "size_divisor", 1))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, *, default_width: int, size_divisor: int, reference: str, min_width: int = 1
+    name: str, *, default_width: int, reference: str, min_width: int = 1
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Class decorator: make an architecture available to :func:`create_model` as ``name``.
 
@@ -53,15 +56,17 @@ def register_model(
         existing = _REGISTRY.get(name)
         if existing is not None and existing.factory is not factory:
             raise ValueError(f"model name '{name}' is already registered by {existing.factory!r}")
-        _REGISTRY[name] = ModelSpec(name, factory, default_width, min_width, size_divisor, reference)
+        _REGISTRY[name] = ModelSpec(name, factory, default_width, min_width, reference)
         return factory
 
     return decorator
 
 
 def _load_builtin() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"cervseg.models.{module}")
+    """Import every module of this package, so each architecture's decorator has run."""
+    package = importlib.import_module("cervseg.models")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"cervseg.models.{module.name}")
 
 
 def available_models() -> list[str]:

@@ -1,8 +1,8 @@
 """ResAU-Net: the CTV/OAR model of paper 001 (Liu X. et al., J Biotech Res 2024).
 
 A ResNet34 encoder (7x7 stride-2 stem, 3x3 max pool, four residual stages of
-[3, 4, 6, 3] basic blocks) built from monai's ResNet and never pretrained (no download),
-four U-Net upsampling stages whose skip connections pass through additive attention
+[3, 4, 6, 3] basic blocks; cervseg.models.resnet, layer for layer monai's ResNet), never
+pretrained (no download), four U-Net upsampling stages whose skip connections pass through additive attention
 gates (Oktay et al.; paper 001 eq. 3-5: alpha = sigmoid(psi^T relu(Wg^T g + Wx^T x)),
 output = alpha * x), and one last upsampling to the input size.
 
@@ -20,11 +20,10 @@ Input H, W are padded to a multiple of 32 and cropped back (see SegmentationNet)
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import ResNet
-from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
 
 from cervseg.models.blocks import ConvBNReLU, SegmentationNet
+from cervseg.models.resnet import AttentionGate, ResNetEncoder
 from cervseg.models.registry import register_model
 
 
@@ -34,9 +33,7 @@ class AttentionUpStage(nn.Module):
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
-        self.gate = AttentionBlock(
-            spatial_dims=2, f_int=max(1, skip_channels // 2), f_g=out_channels, f_l=skip_channels
-        )
+        self.gate = AttentionGate(f_int=max(1, skip_channels // 2), f_g=out_channels, f_l=skip_channels)
         self.conv = nn.Sequential(
             ConvBNReLU(skip_channels + out_channels, out_channels), ConvBNReLU(out_channels, out_channels)
         )
@@ -50,7 +47,6 @@ class AttentionUpStage(nn.Module):
     "resau_net",
     default_width=64,
     min_width=2,
-    size_divisor=32,
     reference="Liu X. et al., Journal of Biotech Research 17 (2024) 166-179 (paper 001)",
 )
 class ResAUNet(SegmentationNet):
@@ -61,19 +57,7 @@ class ResAUNet(SegmentationNet):
     def __init__(self, in_channels: int, out_channels: int, base_width: int = 64) -> None:
         super().__init__(in_channels, out_channels)
         w = base_width
-        self.encoder = ResNet(
-            block="basic",
-            layers=[3, 4, 6, 3],
-            block_inplanes=[w, 2 * w, 4 * w, 8 * w],
-            spatial_dims=2,
-            n_input_channels=in_channels,
-            conv1_t_size=7,
-            conv1_t_stride=2,
-            no_max_pool=False,
-            shortcut_type="B",
-            feed_forward=False,
-            bias_downsample=False,
-        )
+        self.encoder = ResNetEncoder(in_channels, (w, 2 * w, 4 * w, 8 * w), layers=(3, 4, 6, 3))
         self.up1 = AttentionUpStage(8 * w, 4 * w, 4 * w)
         self.up2 = AttentionUpStage(4 * w, 2 * w, 2 * w)
         self.up3 = AttentionUpStage(2 * w, w, w)

@@ -19,7 +19,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from cervseg.metrics.evaluate import METRICS, CaseResult, format_value
+from cervseg.metrics.overlap import dice
 from cervseg.metrics.slicewise import PAIRED
+from cervseg.metrics.surface import surface_distances
+from cervseg.volume import LabelMap
 
 #: The columns of the per-structure summary table in the report (Table-1 style).
 TABLE_METRICS = (
@@ -200,3 +203,17 @@ def compare_table(summaries: Mapping[str, Sequence[Summary]], metrics: Sequence[
                 row.append(Cell(summary.mean_sd() if summary else "–", model in best))
         table_rows.append(row)
     return Table(columns, table_rows)
+
+
+def score_table(truth: LabelMap, predicted: LabelMap) -> str:
+    """Dice and HD95 (3D, mm) per structure, and both volumes: what `cervseg demo` prints."""
+    spacing = truth.geometry.spacing
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    lines = [f"{'structure':<14}{'Dice':>7}{'HD95 mm':>9}{'truth ml':>10}{'auto ml':>9}"]
+    for name in truth:
+        reference = truth[name]
+        auto = predicted[name] if name in predicted else np.zeros_like(reference)
+        hd95 = surface_distances(reference, auto, spacing).hd95()
+        lines.append(f"{name:<14}{dice(reference, auto):>7.3f}{hd95:>9.1f}"
+                     f"{reference.sum() * voxel_ml:>10.1f}{auto.sum() * voxel_ml:>9.1f}")
+    return "\n".join(lines)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -122,25 +121,3 @@ def load_state(folder: Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a damaged file
         raise InputError(f"{path}: cannot read the saved training state ({type(exc).__name__})") from None
 
-
-def default_threads(world_size: int = 1) -> int:
-    """Torch threads per process: the cores we may use, less those other programs keep busy.
-
-    Why the load matters: a conv layer split over 2 threads waits for the slower one, so
-    on 2 cores already busy with other work 2 threads measured 4x slower than 1.
-    """
-    cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    idle = max(1.0, cores - busy)
-    return max(1, min(cores // max(world_size, 1), round(idle / max(world_size, 1))))
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset/cgroup affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -72,25 +71,12 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return tensor
 
 
-def broadcast_object(obj: Any, ctx: DistContext) -> Any:
-    """Rank 0's value of a picklable object, on every rank."""
-    if not ctx.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """DDP-wrapped model when distributed (parameters broadcast from rank 0), else the model."""
     if not ctx.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def shard(n: int, ctx: DistContext) -> list[int]:

@@ -17,14 +17,19 @@ import csv
 import logging
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from cervseg.config import TrainConfig, save_config
 from cervseg.errors import InputError
 from cervseg.outputs import atomic_dir, atomic_file
 from cervseg.train import distributed as D
 from cervseg.train.callbacks import load_state
-from cervseg.train.trainer import EpochHook, Trainer, TrainResult
+from cervseg.train.result import TrainResult
+
+#: Trains one cell's config (resuming it when the flag is set); the training loop passes its own.
+RunCell = Callable[[TrainConfig, bool], TrainResult]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +47,8 @@ def _finished(folder: Path) -> bool:
         return False
 
 
-def run_grid_search(cfg: TrainConfig, *, resume: bool = False, ctx: D.DistContext | None = None,
-                    on_epoch_end: EpochHook | None = None, source: str = "config") -> TrainResult:
+def run_grid_search(cfg: TrainConfig, run_cell: RunCell, *, resume: bool = False,
+                    ctx: D.DistContext | None = None) -> TrainResult:
     """Train each (lr, batch size) cell; the winner's checkpoint becomes ``out_dir/best``."""
     assert cfg.grid_search is not None
     ctx = ctx or D.DistContext()
@@ -65,7 +70,7 @@ def run_grid_search(cfg: TrainConfig, *, resume: bool = False, ctx: D.DistContex
             cell_resume = resume and (folder / "last").is_dir()
             log.info("grid search: lr %g, batch size %d%s", lr, bs,
                      " (resuming)" if cell_resume and not _finished(folder) else "")
-            result = Trainer(cell, ctx, on_epoch_end=on_epoch_end, source=source).fit(resume=cell_resume)
+            result = run_cell(cell, cell_resume)
             results.append((lr, bs, result))
     finite = [r for r in results if math.isfinite(r[2].best_val_loss)]
     if not finite:
@@ -78,8 +83,7 @@ def run_grid_search(cfg: TrainConfig, *, resume: bool = False, ctx: D.DistContex
     D.barrier(ctx)
     log.info("grid search: best lr %g, batch size %d (val loss %.4f at epoch %d)", lr, bs,
              best.best_val_loss, best.best_epoch)
-    return TrainResult(out, out / "best", best.best_epoch, best.best_val_loss, best.epochs_run,
-                       best.stopped_early, best.history)
+    return replace(best, out_dir=out, checkpoint=out / "best")
 
 
 def _write_csv(path: Path, results: list[tuple[float, int, TrainResult]]) -> None:

@@ -2,7 +2,7 @@
 
 Conventions: ``logits`` are (N, C, H, W) network outputs. In ``multiclass`` mode the
 target is int64 class indices (N, H, W) (or (N, 1, H, W)), class 0 = background; in
-``multilabel`` mode it is a 0/1 float tensor (N, C, H, W) (cervseg.models.outputs builds both).
+``multilabel`` mode it is a 0/1 float tensor (N, C, H, W) (cervseg.models.output_modes builds both).
 
 - ``ce``: class-weighted cross-entropy (multiclass) / weighted binary cross-entropy
   (multilabel; paper 000 eq. 1-2: L = mean_c w_c * BCE_c). Weights given, or derived

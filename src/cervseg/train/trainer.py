@@ -24,9 +24,8 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,36 +39,23 @@ from cervseg.data.seen import describe_cache
 from cervseg.data.slices import SliceDataset, resolve_preprocess
 from cervseg.errors import ConfigError, InputError
 from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
-from cervseg.models.outputs import BACKGROUND, OutputSpec
+from cervseg.models.output_modes import BACKGROUND, OutputSpec
 from cervseg.models.registry import create_model, model_spec, parameter_count
 from cervseg.progress import progress
+from cervseg.threads import available_cores, training_threads
 from cervseg.train import distributed as D
 from cervseg.train.callbacks import (
-    CSVLogger, EarlyStopping, available_cores, default_threads, load_state, rng_state, save_state,
+    CSVLogger, EarlyStopping, load_state, rng_state, save_state,
     set_rng_state,
 )
+from cervseg.train.grid_search import run_grid_search
 from cervseg.train.losses import create_loss
+from cervseg.train.result import EpochHook, TrainResult
 
 log = logging.getLogger(__name__)
 
-EpochHook = Callable[[int, dict], None]
 # Settings that may differ when resuming: they change how long or how fast, not what is learnt.
 RESUMABLE_CHANGES = {"epochs", "num_workers", "threads", "device", "early_stopping_patience"}
-
-
-@dataclass
-class TrainResult:
-    out_dir: Path
-    checkpoint: Path
-    best_epoch: int
-    best_val_loss: float
-    epochs_run: int
-    stopped_early: bool
-    history: list[dict] = field(default_factory=list)
-
-    @property
-    def best_row(self) -> dict:
-        return next(r for r in self.history if r["epoch"] == self.best_epoch)
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +146,7 @@ class Trainer:
 
     def _build(self, resume: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
-        threads = cfg.threads or default_threads(ctx.world_size)
+        threads = cfg.threads or training_threads(ctx.world_size)
         torch.set_num_threads(threads)
         log.info("%d torch thread(s) per process (%d cores available%s)", threads, available_cores(),
                  "" if cfg.threads else "; set `threads:` to override")
@@ -420,8 +406,9 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume: bool = False, ctx: D.DistContext | None = None,
           on_epoch_end: EpochHook | None = None, source: str = "config") -> TrainResult:
     """Train as the config says: one run, or a learning-rate x batch-size grid search."""
-    if cfg.grid_search is not None:
-        from cervseg.train.grid_search import run_grid_search
+    def run(cell: TrainConfig, cell_resume: bool) -> TrainResult:
+        return Trainer(cell, ctx, on_epoch_end=on_epoch_end, source=source).fit(resume=cell_resume)
 
-        return run_grid_search(cfg, resume=resume, ctx=ctx, on_epoch_end=on_epoch_end, source=source)
-    return Trainer(cfg, ctx, on_epoch_end=on_epoch_end, source=source).fit(resume=resume)
+    if cfg.grid_search is not None:
+        return run_grid_search(cfg, run, resume=resume, ctx=ctx)
+    return run(cfg, resume)

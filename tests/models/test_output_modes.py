@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cervseg.errors import StructureError
-from cervseg.models.outputs import (
+from cervseg.models.output_modes import (
     OutputSpec,
     channels_for,
     decode,
