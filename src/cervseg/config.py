@@ -41,7 +41,7 @@ class PreprocessConfig(_Strict):
     window_width: float = Field(300.0, gt=0)
     window_level: float = 50.0
     crop_size: int | None = Field(
-        256, ge=8, description="in-plane size after crop/pad centred on the body; None keeps the CT's size"
+        256, ge=8, le=2048, description="in-plane size after crop/pad centred on the body; None keeps the CT's size"
     )
     body_threshold_hu: float = Field(-500.0, description="HU above which a voxel counts as body when centring the crop")
     context_slices: int = Field(0, ge=0, le=8, description="2.5D: neighbouring slices on each side as channels")

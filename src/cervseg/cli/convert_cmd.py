@@ -11,8 +11,8 @@ import typer
 from cervseg.cli.app import command
 from cervseg.dicom.patient import read_patient
 from cervseg.errors import InputError
-from cervseg.nifti import check_replaceable, write_case
-from cervseg.outputs import ensure_not_inside
+from cervseg.nifti import write_case
+from cervseg.outputs import check_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ writes nifti/patient01/image.nii.gz (HU) and nifti/patient01/masks/Bladder.nii.g
 
 
 def check_io_folders(inputs: list[Path], out: Path) -> None:
-    """Inputs must exist; the output may be neither inside an input nor contain one
-    (the output folder is replaced as a whole, which would delete the input)."""
+    """Inputs must be folders; the output obeys cervseg.outputs.check_output_folder
+    (apart from every input, only a previous unchanged cervseg output is replaced, writable)."""
     for folder in inputs:
+        if folder.is_file():
+            raise InputError(f"{folder}: --dicom must be a folder, this is a file (give the folder that holds it)")
         if not folder.is_dir():
             raise InputError(f"{folder}: input folder not found")
-        ensure_not_inside(out, folder)
-        if out.resolve() in folder.resolve().parents:
-            raise InputError(f"{out}: output folder contains the input folder {folder} and would replace it")
+    check_output_folder(out, inputs)
 
 
 @command("convert", help=HELP, epilog=EXAMPLE)
@@ -53,7 +53,6 @@ def convert(
 ) -> None:
     """Convert a planning CT and its RTSTRUCT to NIfTI image and masks (see HELP)."""
     check_io_folders([dicom], out)
-    check_replaceable(out)
     patient = read_patient(dicom, template, names, series)
     # read_patient has logged the name-match report (matched / missing / unmatched ROIs)
     if patient.match.missing:

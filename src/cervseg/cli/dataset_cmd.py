@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
+from cervseg.cli.convert_cmd import check_io_folders
 from cervseg.data.cache import PatientRecord, build_cache, patient_folders
 from cervseg.errors import InputError, StructureError
 from cervseg.structures import Catalogue, Template, load_template
@@ -88,10 +89,7 @@ def dataset(
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Share of patients held out for testing."),
 ) -> None:
     """Build a training cache from DICOM exports (see HELP)."""
-    if not dicom.is_dir():
-        raise InputError(f"{dicom}: input folder not found")
-    if out.resolve() in dicom.resolve().parents:
-        raise InputError(f"{out}: output folder contains the input folder {dicom} and would replace it")
+    check_io_folders([dicom], out)
     tmpl_name, chosen = _structures(template, names, structures)
     folders = patient_folders(dicom)
     log.info("%d patient folders under %s; structures: %s", len(folders), dicom, ", ".join(chosen))

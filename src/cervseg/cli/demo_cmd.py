@@ -20,8 +20,7 @@ from cervseg.dicom.patient import read_patient
 from cervseg.infer.segment import segment_series
 from cervseg.metrics.overlap import dice
 from cervseg.metrics.surface import surface_distances
-from cervseg.nifti import check_replaceable
-from cervseg.outputs import atomic_dir, atomic_file
+from cervseg.outputs import atomic_dir, atomic_file, check_output_folder
 from cervseg.phantom.cohort import write_cohort
 from cervseg.report.case_overlay import render_case
 from cervseg.structures import Catalogue, colours
@@ -40,7 +39,6 @@ Example:
 
   cervseg demo --out demo-output
 """
-DEMO_ENTRIES = ("phantom", "contours", "overlay.png")
 
 
 def score_table(truth: LabelMap, predicted: LabelMap) -> str:
@@ -64,7 +62,7 @@ def demo(
     preset: str = typer.Option("default", "--preset", help="Phantom preset: default, small or tiny."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder; default: the built-in model."),
 ) -> None:
-    check_replaceable(out, allowed=DEMO_ENTRIES)
+    check_output_folder(out, {})
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
         folder = write_cohort(tmp / "phantom", 1, seed=seed, preset=preset)[0]

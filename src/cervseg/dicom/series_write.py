@@ -103,7 +103,7 @@ def write_ct_series(
     window = (40, 400)
 
     names = [f"CT_{k + 1:04d}.dcm" for k in range(nz)]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for k in range(nz):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from cervseg.infer.builtin import builtin_model_path
 from cervseg.infer.postprocess import body_midline_x, postprocess
 from cervseg.infer.predictor import Predictor
 from cervseg.nifti import write_case
-from cervseg.outputs import ensure_not_inside
+from cervseg.outputs import check_replaceable, check_writable, ensure_not_inside, make_staging_dir
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
 
@@ -81,10 +80,16 @@ def segment_series(
     """
     dicom, out = Path(dicom), Path(out)
     ensure_not_inside(out, dicom)
+    # every input is checked before the long work: output writable, names file readable
+    check_writable(out)
+    catalogue = Catalogue.builtin(names_file)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     volume = read_ct_series(dicom, series_uid)
     timings["read"] = time.perf_counter() - start
+    uid = volume.series.series_instance_uid
+    if nifti:
+        check_replaceable(out / f"nifti_{uid}")
 
     t = time.perf_counter()
     predictor = predictor or Predictor.from_checkpoint(
@@ -96,12 +101,10 @@ def segment_series(
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    uid = volume.series.series_instance_uid
-    catalogue = Catalogue.builtin(names_file)
     description = f"AUTOMATIC contours by cervseg {cervseg.__version__}, model {predictor.model_description}. Review before use."
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cervseg-", suffix=".partial", dir=out))
+    staging = make_staging_dir(out, "segment")
     try:
         names = [f"RS_{uid}.dcm"]
         try:
@@ -123,6 +126,7 @@ def segment_series(
         for name in names:
             target = out / name
             if target.is_dir():
+                check_replaceable(target)  # never delete what cervseg did not write
                 shutil.rmtree(target)
             os.replace(staging / name, target)
             outputs.append(target)

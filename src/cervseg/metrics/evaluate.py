@@ -14,11 +14,11 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cervseg.errors import GeometryError, StructureError
+from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.metrics import overlap
 from cervseg.metrics.slicewise import FALSE_POSITIVE, MISSED, PAIRED, SliceResult, mean_over_paired, slice_metrics
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM, surface_distances, union_box
@@ -231,8 +231,16 @@ SLICE_COLUMNS = (
 )
 
 
-def write_slices_csv(cases: Iterable[CaseResult], path: Path, model: str | None = None) -> None:
-    """slices.csv: the per-slice review sheet, with an empty ``grade`` column (one of GRADES)."""
+def write_slices_csv(
+    cases: Iterable[CaseResult], path: Path, model: str | None = None,
+    grades: Mapping[tuple[str, ...], str] | None = None,
+) -> set[tuple[str, ...]]:
+    """slices.csv: the per-slice review sheet, with a ``grade`` column (one of GRADES).
+
+    ``grades`` (from ``read_grades`` of a previous sheet) fills the grade of every row whose
+    other cells are unchanged, i.e. the same contours on the same slice; returns the keys used.
+    """
+    used: set[tuple[str, ...]] = set()
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         prefix = ["model"] if model is not None else []
@@ -243,6 +251,36 @@ def write_slices_csv(cases: Iterable[CaseResult], path: Path, model: str | None 
                     cells = [
                         case.patient, s.slice_index, f"{s.slice_z_mm:.2f}", structure, s.status,
                         format_value(s.dice), format_value(s.hd95_mm), format_value(s.hd_mm), format_value(s.msd_mm),
-                        format_value(s.surface_dice), format_value(s.apl_mm), s.reference_pixels, s.prediction_pixels, "",
+                        format_value(s.surface_dice), format_value(s.apl_mm), s.reference_pixels, s.prediction_pixels,
                     ]
-                    writer.writerow(([model] if model is not None else []) + cells)
+                    row = ([model] if model is not None else []) + cells
+                    key = tuple(str(c) for c in row)
+                    grade = (grades or {}).get(key, "")
+                    if grade:
+                        used.add(key)
+                    writer.writerow(row + [grade])
+    return used
+
+
+def read_grades(path: Path) -> dict[tuple[str, ...], str]:
+    """{row cells without the grade: grade} of the graded rows of a previous slices.csv.
+
+    Why: a reviewer grades slices in the sheet; a re-run must carry those grades over, not
+    wipe them. A sheet cervseg cannot read is refused rather than overwritten.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read the previous review sheet to carry its grades over ({exc}); "
+                         "move it or choose a new --out") from None
+    if not rows or not rows[0] or rows[0][-1] != "grade":
+        raise InputError(f"{path}: previous review sheet has no 'grade' column as its last column; "
+                         "move it or choose a new --out")
+    width = len(rows[0])
+    grades = {}
+    for row in rows[1:]:
+        if len(row) == width and row[-1].strip():
+            grades[tuple(row[:-1])] = row[-1]
+    return grades
