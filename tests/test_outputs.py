@@ -95,7 +95,7 @@ def test_stale_staging_of_a_dead_process_is_removed_and_ignored(tmp_path: Path) 
 
 
 def test_unwritable_or_overlong_output_is_refused_before_any_work(tmp_path: Path, locked_folder: Path) -> None:
-    with pytest.raises(InputError, match="bytes; this file system allows"):
+    with pytest.raises(InputError, match="the name is 250 bytes; this file system allows"):
         check_writable(tmp_path / ("x" * 250) / "out")
     with pytest.raises(InputError, match="cannot write the output here"):
         check_writable(locked_folder / "out")

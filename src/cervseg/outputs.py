@@ -230,18 +230,18 @@ def check_writable(target: Path, what: str = "output") -> None:
     read-only or immutable file systems).
     """
     target = Path(target).absolute()
+    limit = _name_max(Path(target.anchor))
+    for part in target.parts:  # first: a stat() of an overlong name fails itself
+        if len(os.fsencode(part)) + _STAGING_EXTRA > limit:
+            raise InputError(
+                f"{target.parent / (part[:40] + '...')}: the name is {len(os.fsencode(part))} bytes; "
+                f"this file system allows {limit} (choose a shorter {what} name)"
+            )
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"{existing}: exists and is not a folder, cannot write the {what} {target} there")
-    limit = _name_max(existing)
-    for part in target.parts:
-        if len(os.fsencode(part)) + _STAGING_EXTRA > limit:
-            raise InputError(
-                f"{target}: the name '{part[:40]}...' is {len(os.fsencode(part))} bytes; "
-                f"this file system allows {limit} (choose a shorter {what} name)"
-            )
     try:
         fd, probe = tempfile.mkstemp(prefix=staging_prefix("write-test"), suffix=".partial", dir=existing)
         os.close(fd)
@@ -257,11 +257,11 @@ def check_output_folder(out: Path, inputs: Mapping[Path, str] | Iterable[Path], 
     It must not lie inside an input nor contain one, may only hold a previous cervseg output
     (check_replaceable), and must be writable.
     """
+    check_writable(out)
     items = inputs.items() if isinstance(inputs, Mapping) else ((p, "input folder") for p in inputs)
     for folder, what in items:
         ensure_apart(out, folder, what)
     check_replaceable(out, carried)
-    check_writable(out)
 
 
 # ---------------------------------------------------------------- atomic writers

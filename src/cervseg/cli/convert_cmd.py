@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from cervseg.cli.app import command
+from cervseg.cli.options import ROI_HELP, parse_roi_numbers
 from cervseg.dicom.patient import read_patient
 from cervseg.errors import InputError
 from cervseg.nifti import write_case
@@ -50,10 +51,13 @@ def convert(
     template: str = typer.Option("cervix", "--template", help="Structure template: cervix, prostate or a YAML file."),
     names: Optional[Path] = typer.Option(None, "--names", help="YAML file mapping structure names to your ROI names."),
     series: Optional[str] = typer.Option(None, "--series", help="SeriesInstanceUID of the CT when the folder holds several."),
+    rtstruct: Optional[str] = typer.Option(None, "--rtstruct", help="SOPInstanceUID or file of the RTSTRUCT when the folder holds several."),
+    roi: List[str] = typer.Option([], "--roi", help=ROI_HELP),
 ) -> None:
     """Convert a planning CT and its RTSTRUCT to NIfTI image and masks (see HELP)."""
     check_io_folders([dicom], out)
-    patient = read_patient(dicom, template, names, series)
+    roi_numbers = parse_roi_numbers(roi)
+    patient = read_patient(dicom, template, names, series, rtstruct_uid=rtstruct, roi_numbers=roi_numbers)
     # read_patient has logged the name-match report (matched / missing / unmatched ROIs)
     if patient.match.missing:
         log.warning("not in the RTSTRUCT, no mask written: %s", ", ".join(patient.match.missing))

@@ -93,7 +93,7 @@ def run(argv: list[str] | None = None) -> None:
         from click import ClickException
 
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="cervseg", standalone_mode=False)
     except ClickException as exc:  # UsageError, BadParameter, NoSuchOption, ...
         command = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
         hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""

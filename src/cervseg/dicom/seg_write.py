@@ -142,5 +142,6 @@ def write_seg(labels: LabelMap, volume: Volume, out_file: Path, **kwargs: object
     seg = build_seg(labels, volume, **kwargs)  # type: ignore[arg-type]
     with atomic_file(Path(out_file)) as tmp:
         seg.save_as(tmp)
-    log.info("DICOM-SEG written to %s (%d segments)", out_file, len(seg.SegmentSequence))
+    # debug: callers that stage outputs (segment) report the final path themselves
+    log.debug("DICOM-SEG written to %s (%d segments)", out_file, len(seg.SegmentSequence))
     return Path(out_file)

@@ -79,9 +79,9 @@ def segment_series(
     ``threads``: PyTorch intra-op threads (default: every core this process may use).
     """
     dicom, out = Path(dicom), Path(out)
-    ensure_not_inside(out, dicom)
     # every input is checked before the long work: output writable, names file readable
     check_writable(out)
+    ensure_not_inside(out, dicom)
     catalogue = Catalogue.builtin(names_file)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -141,6 +141,6 @@ def segment_series(
     log.info(
         "%d slices contoured in %.1f s (%.3f s/slice end to end); wrote %s",
         volume.geometry.shape[0], timings["total"], timings["total"] / volume.geometry.shape[0],
-        ", ".join(p.name for p in outputs),
+        ", ".join(str(p) for p in outputs),
     )
     return SegmentResult(volume, labels, outputs, timings)

@@ -26,6 +26,8 @@ from cervseg.volume import LabelMap
 
 log = logging.getLogger(__name__)
 
+REFERENCE_EMPTY = "reference empty"
+
 # The four levels of paper 000 / 001 for the oncologist's per-slice grading (column "grade").
 GRADES = ("Acceptable", "Minor revision", "Major revision", "Not acceptable")
 
@@ -190,8 +192,16 @@ def evaluate_case(
             **dict(prediction.items()), **{n: np.zeros(reference.geometry.shape, bool) for n in missed}})
     names = list(structures) if structures is not None else common_structures(reference, prediction, patient)
     result = CaseResult(patient)
+    # a reference that rasterises to nothing (contours between slices, outside the CT) cannot
+    # be missed: scoring it would report Dice 0 for a model that did nothing wrong
+    empty = [n for n in reference if not reference[n].any()]
+    if empty:
+        log.warning("patient %s: reference empty on this CT, not scored: %s", patient, ", ".join(empty))
+    names = [n for n in names if n not in empty]
     for name in reference:
-        if name not in prediction:
+        if name in empty:
+            result.not_evaluated[name] = REFERENCE_EMPTY
+        elif name not in prediction:
             result.not_evaluated[name] = "no prediction"
     for name in prediction:
         if name not in reference:
@@ -214,15 +224,21 @@ def format_value(value: float) -> str:
 
 
 def write_metrics_csv(cases: Iterable[CaseResult], path: Path, model: str | None = None) -> None:
-    """metrics.csv: patient, structure, metric, value, unit (a model column first when given)."""
+    """metrics.csv: patient, structure, metric, value, unit, note (a model column first when given).
+
+    A structure that was not scored gets one row with metric ``not_evaluated``, no value and
+    the reason as note ("reference empty", "no prediction", "no reference").
+    """
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         prefix = ["model"] if model is not None else []
-        writer.writerow(prefix + ["patient", "structure", "metric", "value", "unit"])
+        writer.writerow(prefix + ["patient", "structure", "metric", "value", "unit", "note"])
         for case in cases:
             for row in case.rows:
-                cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit]
-                writer.writerow(([model] if model is not None else []) + cells)
+                cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit, ""]
+                writer.writerow(prefix + cells)
+            for structure, why in case.not_evaluated.items():
+                writer.writerow(prefix + [case.patient, structure, "not_evaluated", "", "", why])
 
 
 SLICE_COLUMNS = (

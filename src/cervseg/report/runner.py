@@ -60,6 +60,7 @@ class Settings:
     names_file: Path | None = None
     reference_suffix: str = ""
     patient: str | None = None  # name of a single patient (default: the reference folder's name)
+    roi_numbers: dict[str, int] = field(default_factory=dict)  # --roi NAME=NUMBER where ROI names repeat
 
 
 @dataclass
@@ -86,7 +87,7 @@ def evaluate_sets(reference: Path, predictions: Sequence[PredictionSet], setting
             reference, pset.folder, role=f"prediction '{pset.name}'", single_name=settings.patient
         ):
             pairs.setdefault(ref_case.patient, {})[pset.name] = (ref_case, pred_case)
-    reader = CaseReader(catalogue, template)
+    reader = CaseReader(catalogue, template, settings.roi_numbers)
     results = {p.name: ModelResult(p.name) for p in predictions}
     for patient in progress(list(pairs), "evaluating patients"):
         by_model = pairs[patient]
