@@ -107,7 +107,8 @@ def make_staging_dir(parent: Path, name: str) -> Path:
 # ---------------------------------------------------------------- the record of what we wrote
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -135,7 +136,7 @@ def write_record(folder: Path) -> None:
     for path in _files(folder):
         stat = path.stat()
         files[path.relative_to(folder).as_posix()] = {
-            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path),
+            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path),
         }
     (folder / WRITTEN_RECORD).write_text(json.dumps({"writer": "cervseg", "files": files}, indent=0), encoding="utf-8")
 
@@ -157,7 +158,7 @@ def _unchanged(path: Path, entry: Mapping[str, object]) -> bool:
         return False
     if stat.st_mtime_ns == entry.get("mtime_ns"):
         return True
-    return _sha256(path) == entry.get("sha256")
+    return sha256_file(path) == entry.get("sha256")
 
 
 def _listing(names: list[str]) -> str:
@@ -203,13 +204,6 @@ def check_replaceable(target: Path, carried: Iterable[str] = ()) -> None:
             f"{target}: files of the previous output were changed since cervseg wrote them "
             f"({_listing(changed)}); replacing the folder would lose those changes: move them or choose a new folder"
         )
-
-
-def recorded_unchanged(folder: Path, rel: str) -> bool:
-    """True when ``folder/rel`` is a file cervseg recorded writing and it is unchanged."""
-    record = _read_record(Path(folder)) or {}
-    path = Path(folder) / rel
-    return rel in record and path.is_file() and _unchanged(path, record[rel])
 
 
 # ---------------------------------------------------------------- checks before the long work

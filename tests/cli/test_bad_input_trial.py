@@ -137,8 +137,8 @@ def test_evaluate_rerun_carries_the_reviewers_grades_over_and_ignores_a_killed_s
     again = run(*args)
     assert again.exit_code == 0, again.output
     assert _grades(out / "slices.csv") == graded, "every grade carried over to the same row"
-    # other settings change the rows (surface Dice at 3 mm): the grades cannot be placed, so refuse
-    line = one_error_line(run(*args, "--tolerance", "3"))
+    # other settings change the rows (surface Dice at 0.5 mm): the grades cannot be placed, so refuse
+    line = one_error_line(run(*args, "--tolerance", "0.5"))
     assert "graded rows of the previous review sheet are not in this evaluation" in line
     assert _grades(out / "slices.csv") == graded
     # a later segment run in that folder clears the dead process's staging
@@ -308,6 +308,14 @@ def test_a_huge_crop_is_refused_by_the_config(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- unclear messages
+
+
+def test_an_unknown_template_names_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    text = (REPO / "configs" / "tiny_test.yaml").read_text(encoding="utf-8")
+    config.write_text(text.replace("template: cervix", "template: cervic"), encoding="utf-8")
+    line = one_error_line(run("train", "--config", config))
+    assert str(config) in line and "data.template" in line and "unknown template 'cervic'" in line
 
 
 def test_convert_chooses_among_two_rtstructs(case: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import typer
 from cervseg.cli.app import command
 from cervseg.cli.convert_cmd import check_io_folders
 from cervseg.data.cache import PatientRecord, build_cache, patient_folders
-from cervseg.errors import InputError, StructureError
+from cervseg.errors import StructureError
 from cervseg.structures import Catalogue, Template, load_template
 from cervseg.volume import canonical_labels, canonical_volume
 

@@ -26,7 +26,7 @@ from cervseg.metrics.evaluate import (
 )
 from cervseg.metrics.slicewise import PAIRED
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
-from cervseg.outputs import atomic_dir, check_output_folder, recorded_unchanged
+from cervseg.outputs import atomic_dir, check_output_folder
 from cervseg.progress import progress
 from cervseg.report import overlays, plots
 from cervseg.report.html import Report, images_section
@@ -189,7 +189,7 @@ def _prepare_output(out: Path, reference: Path, predictions: Sequence[Prediction
         inputs.setdefault(Path(p.folder), f"prediction folder of '{p.name}'")
     check_output_folder(out, inputs, carried=(SHEET,))
     sheet = out / SHEET
-    if not sheet.is_file() or recorded_unchanged(out, SHEET):
+    if not sheet.is_file():  # read even when unchanged: a sheet written by a re-run holds carried grades
         return {}
     grades = read_grades(sheet)
     if grades:
