@@ -71,6 +71,13 @@ def test_atomic_dir_never_deletes_what_cervseg_did_not_write(tmp_path: Path) -> 
         with atomic_dir(target) as tmp:
             pass
     assert (target / "masks" / "Bladder.nii.gz").read_text() == "edited by hand"
+    (target / "masks" / "Bladder.nii.gz").write_text("cervseg")
+    os.utime(target / "masks" / "Bladder.nii.gz", (1, 1))
+    check_replaceable(target)  # the same content again
+    (tmp_path / "elsewhere").mkdir()
+    (target / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(InputError, match="did not write .*linked"):
+        check_replaceable(target)
 
 
 def test_unchanged_copy_with_new_times_is_still_replaceable(tmp_path: Path) -> None:

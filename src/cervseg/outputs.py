@@ -60,12 +60,6 @@ def is_staging(name: str) -> bool:
     return bool(_STAGING.search(name))
 
 
-def is_staged_path(path: Path, root: Path | None = None) -> bool:
-    """True when ``path`` (relative to ``root`` when given) lies in or is a staging entry."""
-    parts = Path(path).relative_to(root).parts if root is not None else Path(path).parts
-    return any(is_staging(part) for part in parts)
-
-
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -121,6 +115,9 @@ def _files(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not is_staging(d)]
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if d not in links]
+        found.extend(Path(dirpath) / d for d in links)  # a symlinked folder is an entry cervseg never writes
         for name in filenames:
             if name == WRITTEN_RECORD and Path(dirpath) == Path(folder):
                 continue

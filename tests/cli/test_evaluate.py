@@ -66,7 +66,9 @@ def test_outputs_and_values(cohort):
     )
     rows = read_csv(out / "metrics.csv")
     structures = ["Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R"]  # SpinalCord has no prediction
-    assert len(rows) == 2 * len(structures) * len(METRICS)
+    scored = [r for r in rows if r["metric"] != "not_evaluated"]
+    assert len(scored) == 2 * len(structures) * len(METRICS)
+    assert {(r["structure"], r["note"]) for r in rows if r["metric"] == "not_evaluated"} == {("SpinalCord", "no prediction")}
     labels, pred = truth["p1"]
     spacing = labels.geometry.spacing
     a, b = labels["Bladder"], pred["Bladder"]

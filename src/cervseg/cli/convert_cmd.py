@@ -30,6 +30,9 @@ Example:
   cervseg convert --dicom exports/patient01 --out nifti/patient01 --names our_names.yaml
 
 writes nifti/patient01/image.nii.gz (HU) and nifti/patient01/masks/Bladder.nii.gz, ...
+
+  # two ROIs named Vescica (manual and model-based): use ROI number 8
+  cervseg convert --dicom exports/patient01 --out nifti/patient01 --roi Vescica=8
 """
 
 

@@ -231,8 +231,8 @@ def write_metrics_csv(cases: Iterable[CaseResult], path: Path, model: str | None
     """
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        prefix = ["model"] if model is not None else []
-        writer.writerow(prefix + ["patient", "structure", "metric", "value", "unit", "note"])
+        writer.writerow((["model"] if model is not None else []) + ["patient", "structure", "metric", "value", "unit", "note"])
+        prefix = [model] if model is not None else []
         for case in cases:
             for row in case.rows:
                 cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit, ""]
