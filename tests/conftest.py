@@ -51,3 +51,25 @@ def real_case_plastimatch_masks(real_case: Path, tmp_path_factory) -> Path:
         capture_output=True, check=True,
     )
     return out
+
+
+@pytest.fixture
+def locked_folder(tmp_path: Path):
+    """A folder nobody may create files in: read-only mode, or immutable when running as root."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr +i: cannot make a folder unwritable")
+    try:
+        yield folder
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], capture_output=True)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cervseg.errors import InputError
-from cervseg.outputs import atomic_dir, atomic_file, ensure_not_inside
+from cervseg.outputs import (
+    WRITTEN_RECORD, atomic_dir, atomic_file, check_output_folder, check_replaceable, check_writable, ensure_not_inside,
+    is_staging, remove_stale_staging,
+)
 
 
 def test_atomic_file_appears_only_on_success_with_default_permissions(tmp_path: Path) -> None:
@@ -28,18 +32,89 @@ def test_atomic_file_appears_only_on_success_with_default_permissions(tmp_path: 
 
 def test_atomic_dir_replaces_only_when_complete(tmp_path: Path) -> None:
     target = tmp_path / "case"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with atomic_dir(target) as tmp:
+        (tmp / "old.txt").write_text("old")
     with pytest.raises(RuntimeError):
         with atomic_dir(target) as tmp:
             (tmp / "new.txt").write_text("new")
             raise RuntimeError("boom")
-    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [WRITTEN_RECORD, "old.txt"]
     with atomic_dir(target) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [WRITTEN_RECORD, "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
     assert target.stat().st_mode & 0o055  # group/others may enter and read
+
+
+def test_atomic_dir_never_deletes_what_cervseg_did_not_write(tmp_path: Path) -> None:
+    """A user's file beside, or an edit inside, a previous output refuses the replacement."""
+    target = tmp_path / "case"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a previous cervseg output .*notes.txt"):
+        with atomic_dir(target) as tmp:
+            (tmp / "x").write_text("x")
+    assert (target / "notes.txt").read_text() == "mine"
+    (target / "notes.txt").unlink()
+    with atomic_dir(target) as tmp:
+        (tmp / "masks").mkdir()
+        (tmp / "masks" / "Bladder.nii.gz").write_text("cervseg")
+    (target / "masks" / "Extra.nii.gz").write_text("user's own mask")
+    with pytest.raises(InputError, match="did not write .*masks/Extra.nii.gz"):
+        check_replaceable(target)
+    (target / "masks" / "Extra.nii.gz").unlink()
+    (target / "masks" / "Bladder.nii.gz").write_text("edited by hand")
+    with pytest.raises(InputError, match="changed since cervseg wrote them .*masks/Bladder.nii.gz"):
+        check_replaceable(target)
+    check_replaceable(target, carried=["masks/Bladder.nii.gz"])  # a caller that carries the edit over
+    with pytest.raises(InputError):
+        with atomic_dir(target) as tmp:
+            pass
+    assert (target / "masks" / "Bladder.nii.gz").read_text() == "edited by hand"
+    (target / "masks" / "Bladder.nii.gz").write_text("cervseg")
+    os.utime(target / "masks" / "Bladder.nii.gz", (1, 1))
+    check_replaceable(target)  # the same content again
+    (tmp_path / "elsewhere").mkdir()
+    (target / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(InputError, match="did not write .*linked"):
+        check_replaceable(target)
+
+
+def test_unchanged_copy_with_new_times_is_still_replaceable(tmp_path: Path) -> None:
+    target = tmp_path / "case"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("same")
+    os.utime(target / "a.txt", (1, 1))  # same content, other mtime (a plain `cp -r`)
+    check_replaceable(target)
+
+
+def test_stale_staging_of_a_dead_process_is_removed_and_ignored(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".RS.dcm.cervseg-{dead.pid}-abc.partial"
+    stale.mkdir()
+    (stale / "RS_1.dcm").write_text("complete but never moved")
+    live = tmp_path / f".x.cervseg-{os.getpid()}-abc.partial"
+    live.mkdir()
+    assert is_staging(stale.name) and is_staging(live.name) and not is_staging("RS_1.dcm")
+    assert remove_stale_staging(tmp_path) == [stale]
+    assert not stale.exists() and live.exists()  # a running process's staging is left alone
+
+
+def test_unwritable_or_overlong_output_is_refused_before_any_work(tmp_path: Path, locked_folder: Path) -> None:
+    with pytest.raises(InputError, match="the name is 250 bytes; this file system allows"):
+        check_writable(tmp_path / ("x" * 250) / "out")
+    with pytest.raises(InputError, match="cannot write the output here"):
+        check_writable(locked_folder / "out")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is not a folder"):
+        check_writable(tmp_path / "file" / "out")
+
+
+def test_output_containing_an_input_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "figures").mkdir()
+    with pytest.raises(InputError, match="contains the reference folder"):
+        check_output_folder(tmp_path, {tmp_path / "figures": "reference folder"})
 
 
 def test_output_inside_input_is_refused(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_names_file_extends_synonyms(tmp_path: Path) -> None:
         ("- just a list\n", "must map a structure name"),
         ("Bladder: [Retto]\n", "claimed by both"),
         ("Bladder: {a: 1}\n", "must be a list"),
-        ("Bladder: [unclosed\n", "cannot read names file"),
+        ("Bladder: [unclosed\n", "not valid YAML at line 2, column 1"),
     ],
 )
 def test_bad_names_file_names_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:

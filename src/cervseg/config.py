@@ -59,7 +59,7 @@ class PreprocessConfig(_Strict):
         512.0, gt=0, description="millimetre plan: side of the square crop centred on the body; null = the whole slice"
     )
     crop_size: int | None = Field(
-        None, ge=8, description="pixel plan only: in-plane size after crop/pad centred on the body; null keeps the CT's size"
+        None, ge=8, le=2048, description="pixel plan only: in-plane size after crop/pad centred on the body; null keeps the CT's size"
     )
     body_threshold_hu: float = Field(-500.0, description="HU above which a voxel counts as body when centring the crop")
     context_slices: int = Field(

@@ -163,35 +163,12 @@ def read_labels(folder: Path, geometry: Geometry) -> LabelMap:
     return labels
 
 
-#: What a case folder written by ``write_case`` holds; only such a folder may be replaced.
-CASE_ENTRIES = ("image.nii.gz", "masks")
-
-
-def check_replaceable(out_dir: Path, allowed: tuple[str, ...] = CASE_ENTRIES) -> None:
-    """Refuse an existing output folder that holds anything but a previous cervseg output.
-
-    Why: outputs are written to a temporary folder that then replaces ``out_dir`` as a
-    whole, so pointing --out at a folder with other files would delete them.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: output exists and is not a folder")
-    if out_dir.is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in allowed)
-        if foreign:
-            raise InputError(
-                f"{out_dir}: output folder is not empty and not a previous cervseg output "
-                f"(holds {', '.join(foreign[:3])}{'...' if len(foreign) > 3 else ''}); choose a new folder"
-            )
-
-
 def write_case(volume: Volume, labels: LabelMap, out_dir: Path) -> Path:
     """``out_dir/image.nii.gz`` and ``out_dir/masks/<Name>.nii.gz``, all or nothing.
 
-    The folder appears (or replaces a previous cervseg output) only once complete.
+    The folder appears (or replaces an unchanged previous cervseg output) only once complete.
     """
     out_dir = Path(out_dir)
-    check_replaceable(out_dir)
     labels.require_grid(volume.geometry)
     with atomic_dir(out_dir) as tmp:
         write_volume(volume, tmp / "image.nii.gz")

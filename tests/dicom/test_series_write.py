@@ -12,6 +12,7 @@ import pytest
 from cervseg.dicom.series import read_ct_series
 from cervseg.dicom.series_write import write_ct_series
 from cervseg.errors import InputError
+from cervseg.outputs import WRITTEN_RECORD
 from cervseg.volume import Volume
 from tests.conftest import require_tool
 from tests.dicom.support import phantom_volume, reorient, slice_files
@@ -111,5 +112,5 @@ def test_no_partial_output_and_no_silent_overwrite(tmp_path: Path) -> None:
         write_ct_series(Volume(bad, volume.geometry, volume.series), tmp_path / "nan")
     assert not (tmp_path / "nan").exists()
     write_ct_series(volume, out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [f"CT_{k:04d}.dcm" for k in range(1, 7)]
+    assert sorted(p.name for p in out.iterdir()) == [WRITTEN_RECORD] + [f"CT_{k:04d}.dcm" for k in range(1, 7)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers

@@ -100,7 +100,9 @@ def test_csv_files_round_trip(maps, tmp_path):
     write_slices_csv([case], tmp_path / "slices.csv")
     with open(tmp_path / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(case.rows)
+    assert len(rows) == len(case.rows) + 1
+    assert [(r["structure"], r["value"], r["note"]) for r in rows if r["metric"] == "not_evaluated"] == [
+        ("Prostate", "", "no prediction")]
     by_key = {(r["structure"], r["metric"]): r for r in rows}
     assert float(by_key["Bladder", "dice_3d"]["value"]) == pytest.approx(case.value("Bladder", "dice_3d"), rel=1e-5)
     assert by_key["Rectum", "hd95_3d_mm"]["value"] == ""  # undefined, not zero
@@ -112,6 +114,19 @@ def test_csv_files_round_trip(maps, tmp_path):
     assert {s["status"] for s in slices if s["structure"] == "Rectum"} == {"missed"}
     assert all(s["grade"] == "" for s in slices)
     assert GRADES == ("Acceptable", "Minor revision", "Major revision", "Not acceptable")
+
+
+def test_an_empty_reference_is_not_scored_as_a_miss() -> None:
+    """Contours between slices rasterise to nothing: "reference empty", never Dice 0."""
+    g = Geometry.axial((4, 10, 10), (3.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    a = np.zeros(g.shape, bool)
+    a[1:3, 2:6, 2:6] = True
+    empty = np.zeros(g.shape, bool)
+    for score_missing in (False, True):
+        case = evaluate_case("P", LabelMap(g, {"Bladder": a, "Prostate": empty}),
+                             LabelMap(g, {"Bladder": a, "Prostate": a}), score_missing=score_missing)
+        assert case.not_evaluated == {"Prostate": "reference empty"}
+        assert {r.structure for r in case.rows} == {"Bladder"} and "Prostate" not in case.slices
 
 
 def test_missing_prediction_is_a_complete_miss_when_asked() -> None:

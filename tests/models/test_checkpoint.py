@@ -13,6 +13,7 @@ from cervseg.errors import CervsegError, InputError
 from cervseg.models import checkpoint as ckpt
 from cervseg.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from cervseg.models.registry import create_model
+from cervseg.outputs import WRITTEN_RECORD
 
 STRUCTURES = ["Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R"]
 CONFIG = {"in_channels": 3, "out_channels": 4, "base_width": 2}  # multiclass: background + 3 channels
@@ -45,7 +46,7 @@ def saved(tmp_path):
 
 
 def test_folder_layout_and_metadata_round_trip(saved):
-    assert sorted(p.name for p in saved.iterdir()) == ["checkpoint.json", "weights.pt"]
+    assert sorted(p.name for p in saved.iterdir()) == [WRITTEN_RECORD, "checkpoint.json", "weights.pt"]
     loaded = load_checkpoint(saved)
     meta = loaded.metadata
     assert meta.model_name == "unet" and meta.model_config == CONFIG

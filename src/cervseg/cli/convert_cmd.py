@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from cervseg.cli.app import command
+from cervseg.cli.options import ROI_HELP, parse_roi_numbers
 from cervseg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -26,20 +27,23 @@ Example:
   cervseg convert --dicom exports/patient01 --out nifti/patient01 --names our_names.yaml
 
 writes nifti/patient01/image.nii.gz (HU) and nifti/patient01/masks/Bladder.nii.gz, ...
+
+  # two ROIs named Vescica (manual and model-based): use ROI number 8
+  cervseg convert --dicom exports/patient01 --out nifti/patient01 --roi Vescica=8
 """
 
 
 def check_io_folders(inputs: list[Path], out: Path) -> None:
-    """Inputs must exist; the output may be neither inside an input nor contain one
-    (the output folder is replaced as a whole, which would delete the input)."""
-    from cervseg.outputs import ensure_not_inside
+    """Inputs must be folders; the output obeys cervseg.outputs.check_output_folder
+    (apart from every input, only a previous unchanged cervseg output is replaced, writable)."""
+    from cervseg.outputs import check_output_folder
 
     for folder in inputs:
+        if folder.is_file():
+            raise InputError(f"{folder}: --dicom must be a folder, this is a file (give the folder that holds it)")
         if not folder.is_dir():
             raise InputError(f"{folder}: input folder not found")
-        ensure_not_inside(out, folder)
-        if out.resolve() in folder.resolve().parents:
-            raise InputError(f"{out}: output folder contains the input folder {folder} and would replace it")
+    check_output_folder(out, inputs)
 
 
 @command("convert", help=HELP, epilog=EXAMPLE)
@@ -49,14 +53,16 @@ def convert(
     template: str = typer.Option("cervix", "--template", help="Structure template: cervix, prostate or a YAML file."),
     names: Optional[Path] = typer.Option(None, "--names", help="YAML file mapping structure names to your ROI names."),
     series: Optional[str] = typer.Option(None, "--series", help="SeriesInstanceUID of the CT when the folder holds several."),
+    rtstruct: Optional[str] = typer.Option(None, "--rtstruct", help="SOPInstanceUID or file of the RTSTRUCT when the folder holds several."),
+    roi: List[str] = typer.Option([], "--roi", help=ROI_HELP),
 ) -> None:
     """Convert a planning CT and its RTSTRUCT to NIfTI image and masks (see HELP)."""
     from cervseg.dicom.patient import read_patient
-    from cervseg.nifti import check_replaceable, write_case
+    from cervseg.nifti import write_case
 
     check_io_folders([dicom], out)
-    check_replaceable(out)
-    patient = read_patient(dicom, template, names, series)
+    roi_numbers = parse_roi_numbers(roi)
+    patient = read_patient(dicom, template, names, series, rtstruct_uid=rtstruct, roi_numbers=roi_numbers)
     # read_patient has logged the name-match report (matched / missing / unmatched ROIs)
     if patient.match.missing:
         log.warning("not in the RTSTRUCT, no mask written: %s", ", ".join(patient.match.missing))

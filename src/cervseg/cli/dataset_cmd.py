@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from cervseg.cli.app import command
-from cervseg.errors import InputError, StructureError
+from cervseg.cli.convert_cmd import check_io_folders
+from cervseg.errors import StructureError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,7 @@ def dataset(
     """Build a training cache from DICOM exports (see HELP)."""
     from cervseg.data.cache import build_cache, dicom_patient_reader, patient_folders
 
-    if not dicom.is_dir():
-        raise InputError(f"{dicom}: input folder not found")
-    if out.resolve() in dicom.resolve().parents:
-        raise InputError(f"{out}: output folder contains the input folder {dicom} and would replace it")
+    check_io_folders([dicom], out)
     tmpl_name, chosen = _structures(template, names, structures)
     folders = patient_folders(dicom)
     log.info("%d patient folders under %s; structures: %s", len(folders), dicom, ", ".join(chosen))

@@ -29,7 +29,6 @@ Example:
 
   cervseg demo --out demo-output
 """
-DEMO_ENTRIES = ("phantom", "contours", "overlay.png")
 
 
 @command("demo", help=HELP)
@@ -42,14 +41,13 @@ def demo(
     """Phantom CT -> built-in model -> RTSTRUCT, scored against the phantom's truth (see HELP)."""
     from cervseg.dicom.patient import read_patient
     from cervseg.infer.segment import segment_series
-    from cervseg.nifti import check_replaceable
-    from cervseg.outputs import atomic_dir, atomic_file
+    from cervseg.outputs import atomic_dir, atomic_file, check_output_folder
     from cervseg.phantom.cohort import write_cohort
     from cervseg.report.case_overlay import render_case
     from cervseg.report.tables import score_table
     from cervseg.structures import Catalogue, colours
 
-    check_replaceable(out, allowed=DEMO_ENTRIES)
+    check_output_folder(out, {})
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
         folder = write_cohort(tmp / "phantom", 1, seed=seed, preset=preset)[0]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from cervseg.cli.app import command
+from cervseg.cli.options import ROI_HELP, parse_roi_numbers
 from cervseg.errors import InputError
 from cervseg.metrics import DEFAULT_TOLERANCE_MM
 
@@ -55,10 +56,11 @@ def evaluate(
     names: Optional[Path] = typer.Option(None, "--names", help="YAML file mapping structure names to your ROI names."),
     patient: Optional[str] = typer.Option(None, "--patient", help="Name of the patient when --reference is a single patient folder (default: the folder's name)."),
     name: str = typer.Option("prediction", "--name", help="Name of the prediction set in the report."),
+    roi: List[str] = typer.Option([], "--roi", help=ROI_HELP + " Applies to the reference and prediction RTSTRUCTs."),
 ) -> None:
     """Score predicted contours against reference contours (see HELP)."""
     from cervseg.report.runner import PredictionSet, Settings, write_evaluation
 
     check_tolerance(tolerance)
-    settings = Settings(tolerance, template, names, reference_suffix, patient)
+    settings = Settings(tolerance, template, names, reference_suffix, patient, parse_roi_numbers(roi))
     write_evaluation(reference, PredictionSet(name, prediction, prediction_suffix), out, settings)

@@ -1,8 +1,9 @@
 """The `cervseg` command: one thin module per subcommand, errors mapped to exit codes.
 
 `build_app()` registers each subcommand listed in COMMANDS, wrapping it so that a
-CervsegError (bad input) becomes one clear log line and its exit code (2); usage errors get
-typer's own exit code 2.
+CervsegError (bad input) becomes one clear log line and its exit code (2); so do an
+operating-system refusal (OSError: permissions, full disk) and running out of memory.
+`run()` prints usage errors as one line too, with exit code 2.
 
 Help is click's plain formatter, not rich's: importing rich's help renderer costs more than
 everything else `cervseg --help` does (docs/benchmarks.md, "Start-up"). Indented paragraphs
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 from typing import Any, Callable
 
 import typer
@@ -59,6 +61,13 @@ def exit_on_input_error(func: Callable[..., Any]) -> Callable[..., Any]:
         except CervsegError as exc:
             log.error("%s", " ".join(str(exc).split("\n")))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # checked before the long work where we can; this is the last resort
+            where = f"{exc.filename}: " if exc.filename else ""
+            log.error("%s%s", where, exc.strerror or " ".join(str(exc).split()))
+            raise typer.Exit(2) from None
+        except MemoryError:
+            log.error("out of memory: reduce the model's crop_size or batch_size, or use a machine with more memory")
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -92,6 +101,23 @@ def build_app() -> typer.Typer:
 app = build_app()
 
 
-def run() -> None:
-    """Console-script entry point."""
-    app()
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point: a usage error is one line on stderr and exit code 2."""
+    try:
+        from typer._click.exceptions import ClickException  # typer >= 0.2x vendors click
+    except ImportError:  # pragma: no cover - older typer on real click
+        from click import ClickException
+
+    try:
+        code = app(args=argv, prog_name="cervseg", standalone_mode=False)
+    except ClickException as exc:  # UsageError, BadParameter, NoSuchOption, ...
+        command = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+        message = " ".join(exc.format_message().split())
+        if message:  # no message: `cervseg` alone, which has printed its help
+            sys.stderr.write(f"ERROR: {command}{message}{hint}\n")
+        code = exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("ERROR: aborted\n")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -29,6 +29,21 @@ Example:
 """
 
 
+def check_replaceable_rtstruct(out: Path) -> None:
+    """An existing --out is only overwritten when it is an RTSTRUCT that cervseg wrote."""
+    if not out.exists():
+        return
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(out, stop_before_pixels=True, specific_tags=["Modality", "Manufacturer"])
+        ours = str(header.get("Modality", "")) == "RTSTRUCT" and str(header.get("Manufacturer", "")) == "cervseg"
+    except Exception:  # not DICOM at all: certainly not ours
+        ours = False
+    if not ours:
+        raise InputError(f"{out}: exists and is not an RTSTRUCT written by cervseg; choose another --out file name")
+
+
 @command("to-rtstruct", help=HELP, epilog=EXAMPLE)
 def to_rtstruct(
     dicom: Path = typer.Option(..., "--dicom", help="Folder with the CT series the masks were drawn on."),
@@ -41,7 +56,7 @@ def to_rtstruct(
     from cervseg.dicom.rtstruct_write import write_rtstruct
     from cervseg.dicom.series import read_ct_series
     from cervseg.nifti import read_labels
-    from cervseg.outputs import ensure_not_inside
+    from cervseg.outputs import check_writable, ensure_not_inside
     from cervseg.structures import Catalogue, rename_to_catalogue
 
     for folder, what in ((dicom, "CT folder"), (masks, "masks folder")):
@@ -50,6 +65,8 @@ def to_rtstruct(
         ensure_not_inside(out, folder, what)
     if out.is_dir():
         raise InputError(f"{out}: --out must be a file name, this is a folder")
+    check_replaceable_rtstruct(out)
+    check_writable(out.parent, "RTSTRUCT")
     catalogue = Catalogue.builtin(names)
     volume = read_ct_series(dicom, series)
     labels = rename_to_catalogue(read_labels(masks, volume.geometry), catalogue)

@@ -44,6 +44,14 @@ def train(
     from cervseg.train.trainer import train as run
 
     cfg = load_config(config)
+    if cfg.data.template is not None:  # before any data is read: the message names the config
+        from cervseg.errors import ConfigError, StructureError
+        from cervseg.structures import load_template
+
+        try:
+            load_template(cfg.data.template)
+        except StructureError as exc:
+            raise ConfigError(f"{config}: data.template: {exc}") from None
     if out is not None:
         cfg = cfg.model_copy(update={"out_dir": out.resolve()})
     ctx = D.init_from_env(cfg.device)

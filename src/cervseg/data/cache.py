@@ -31,7 +31,7 @@ import numpy as np
 import cervseg
 from cervseg.data.splits import split_patients
 from cervseg.errors import CervsegError, InputError, StructureError
-from cervseg.outputs import atomic_dir
+from cervseg.outputs import atomic_dir, check_output_folder
 from cervseg.progress import progress
 from cervseg.structures import Catalogue, Template
 from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume, canonical_labels, canonical_volume
@@ -208,15 +208,8 @@ def dicom_patient_reader(template_name: str, names: Path | None, structures: Seq
 
 
 def _check_output(out: Path, root: Path | None) -> None:
-    if root is not None:
-        from cervseg.outputs import ensure_not_inside
-
-        ensure_not_inside(out, root)
+    check_output_folder(out, [root] if root is not None else [])
     if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out}: exists and is not a folder")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise InputError(f"{out}: folder is not empty and is not a cervseg cache; choose another --out")
         log.info("replacing the cache at %s", out)
 
 

@@ -39,11 +39,12 @@ def read_patient(
     *,
     rtstruct_uid: str | None = None,
     require_rtstruct: bool = True,
+    roi_numbers: dict[str, int] | None = None,
 ) -> Patient:
     """Read the CT series and its RTSTRUCT from a folder tree.
 
-    ``series_uid`` chooses among several CT series, ``rtstruct_uid`` (SOPInstanceUID) among
-    several RTSTRUCTs. Without an RTSTRUCT the call fails unless ``require_rtstruct`` is
+    ``series_uid`` chooses among several CT series, ``rtstruct_uid`` (SOPInstanceUID, or the
+    path or name of the file) among several RTSTRUCTs, ``roi_numbers`` among ROIs sharing a name. Without an RTSTRUCT the call fails unless ``require_rtstruct`` is
     False (then the LabelMap is empty and every template structure is reported missing).
     """
     folder = Path(folder)
@@ -62,5 +63,5 @@ def read_patient(
             raise
         log.info("%s: no RTSTRUCT; CT only", folder)
         return Patient(volume, LabelMap(volume.geometry), match_names([], tmpl, catalogue), None)
-    labels, match = read_structures(read_rtstruct(rs_path), volume, tmpl, catalogue)
+    labels, match = read_structures(read_rtstruct(rs_path), volume, tmpl, catalogue, roi_numbers)
     return Patient(volume, labels, match, rs_path)

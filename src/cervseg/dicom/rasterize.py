@@ -19,14 +19,15 @@ snapped onto the nearest slice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 from skimage.draw import polygon as polygon_pixels
 
 from cervseg.dicom.rtstruct_read import Contour, RTStruct
-from cervseg.errors import GeometryError
+from cervseg.errors import GeometryError, StructureError
 from cervseg.structures import Catalogue, NameMatch, Template, load_template, match_names
 from cervseg.volume import Geometry, LabelMap, Volume
 
@@ -74,12 +75,14 @@ def rasterize_roi(
             continue
         zc = float(np.mean(z))
         k = int(np.rint(zc))
-        if abs(zc - k) > SLICE_TOLERANCE:
-            normal_mm = float(pts.mean(axis=0) @ geometry.axes_matrix[0])
-            off_slice.append(f"#{i + 1} at {normal_mm:.2f} mm ({abs(zc - k) * geometry.spacing[0]:.2f} mm off slice {k})")
+        normal_mm = float(pts.mean(axis=0) @ geometry.axes_matrix[0])
+        if not 0 <= k < nz:  # before the off-slice test: a contour far away is not "1 mm off slice 739"
+            first, last = (float(geometry.index_to_lps(np.asarray([[j, 0.0, 0.0]]))[0] @ geometry.axes_matrix[0])
+                           for j in (0, nz - 1))
+            outside.append(f"#{i + 1} at {normal_mm:.2f} mm (the CT spans {min(first, last):.2f} to {max(first, last):.2f} mm)")
             continue
-        if not 0 <= k < nz:
-            outside.append(f"#{i + 1} (slice {k})")
+        if abs(zc - k) > SLICE_TOLERANCE:
+            off_slice.append(f"#{i + 1} at {normal_mm:.2f} mm ({abs(zc - k) * geometry.spacing[0]:.2f} mm off slice {k})")
             continue
         _xor_polygon(mask[k], idx[:, 1:])
     for what, items in (
@@ -135,25 +138,72 @@ def _check_image_references(rtstruct: RTStruct, name: str, contours: Sequence[Co
         )
 
 
+def choose_rois(rtstruct: RTStruct, wanted: Iterable[str], choices: Mapping[str, int] | None = None) -> RTStruct:
+    """The RTSTRUCT with every ROI name that is in ``wanted`` held by one ROI only.
+
+    Why: RayStation exports may hold two ROIs of one name (a manual and a model-based
+    contour); taking the first in file order silently scores the wrong one. ``choices`` maps
+    such a name to the ROINumber to use (``--roi NAME=NUMBER``); without a choice it is refused.
+    """
+    choices = dict(choices or {})
+    numbers: dict[str, list[int]] = {}
+    for roi in rtstruct.rois:
+        numbers.setdefault(roi.name, []).append(roi.number)
+    for name, number in choices.items():
+        if number not in numbers.get(name, []):
+            found = ", ".join(str(n) for n in numbers.get(name, [])) or "none"
+            raise StructureError(f"{rtstruct.path}: --roi {name}={number}: no ROI '{name}' with number {number} "
+                                 f"(ROI numbers named '{name}': {found})")
+    wanted = set(wanted)
+    drop: set[int] = set()
+    for name, found in numbers.items():
+        if len(found) < 2 or name not in wanted:
+            continue
+        if name not in choices:
+            raise StructureError(
+                f"{rtstruct.path}: {len(found)} ROIs are named '{name}' (ROI numbers {', '.join(map(str, found))}); "
+                f"choose one with --roi {name}=NUMBER"
+            )
+        drop.update(n for n in found if n != choices[name])
+        log.info("%s: ROI '%s': using ROI number %d of %s", rtstruct.path, name, choices[name], ", ".join(map(str, found)))
+    return dataclasses.replace(rtstruct, rois=[r for r in rtstruct.rois if r.number not in drop]) if drop else rtstruct
+
+
+def check_roi_frame(rtstruct: RTStruct, roi_name: str, volume: Volume) -> None:
+    """Refuse an ROI whose own ReferencedFrameOfReferenceUID is not the CT's."""
+    roi = rtstruct.roi(roi_name)
+    ct_frame = volume.geometry.frame_of_reference_uid
+    if ct_frame and roi.frame_of_reference_uid and roi.frame_of_reference_uid != ct_frame:
+        raise GeometryError(
+            f"{rtstruct.path}: ROI '{roi_name}' (number {roi.number}) is drawn in frame of reference "
+            f"{roi.frame_of_reference_uid}, not the CT's {ct_frame}; its contours do not belong to this CT"
+        )
+
+
 def read_structures(
     rtstruct: RTStruct,
     volume: Volume,
     template: Template | str = "cervix",
     catalogue: Catalogue | None = None,
+    roi_numbers: Mapping[str, int] | None = None,
 ) -> tuple[LabelMap, NameMatch]:
     """The template's structures found in the RTSTRUCT, rasterised on the CT grid.
 
     Masks are keyed by canonical name (e.g. 'Bladder' for an ROI named 'Vescica').
+    ``roi_numbers`` chooses among ROIs sharing a name (see choose_rois).
     """
     catalogue = catalogue or Catalogue.builtin()
     if not isinstance(template, Template):
         template = load_template(template, catalogue)
     check_references(rtstruct, volume)
+    wanted = {n for n in rtstruct.roi_names() if catalogue.canonical(n) in template.structures}
+    rtstruct = choose_rois(rtstruct, wanted, roi_numbers)
     match = match_names(rtstruct.roi_names(), template, catalogue)
     for line in match.report().splitlines():
         log.info("%s: %s", rtstruct.path.name, line)
     labels = LabelMap(volume.geometry)
     for canonical, roi_name in match.matched.items():
+        check_roi_frame(rtstruct, roi_name, volume)
         roi = rtstruct.roi(roi_name)
         _check_image_references(rtstruct, roi.name, roi.contours, volume)
         mask = rasterize_roi(roi.contours, volume.geometry, name=roi_name)

@@ -272,10 +272,12 @@ def find_rtstruct(
     if not found:
         raise SeriesSelectionError(f"{folder}: no RTSTRUCT file found")
     if sop_instance_uid is not None:
-        chosen = [f for f in found if str(f.header.get("SOPInstanceUID", "")) == sop_instance_uid]
+        wanted = Path(sop_instance_uid)
+        chosen = [f for f in found if str(f.header.get("SOPInstanceUID", "")) == sop_instance_uid
+                  or f.path.name == wanted.name and (len(wanted.parts) == 1 or f.path.resolve() == wanted.resolve())]
         if not chosen:
             listing = "; ".join(f"{f.path.name} ({f.header.get('SOPInstanceUID', '')})" for f in found)
-            raise SeriesSelectionError(f"{folder}: no RTSTRUCT with SOPInstanceUID {sop_instance_uid}; found: {listing}")
+            raise SeriesSelectionError(f"{folder}: no RTSTRUCT with SOPInstanceUID {sop_instance_uid} (nor of that file name); found: {listing}")
         return chosen[0].path
     if len(found) > 1 and referenced_series_uid:
         matching = [f for f in found if referenced_series_uid in _referenced_series(f.header)]
@@ -287,5 +289,8 @@ def find_rtstruct(
             f"{len(f.header.get('StructureSetROISequence', []))} ROIs, SOPInstanceUID {f.header.get('SOPInstanceUID', '')})"
             for f in found
         )
-        raise SeriesSelectionError(f"{folder}: {len(found)} RTSTRUCT files, choose one: {listing}")
+        raise SeriesSelectionError(
+            f"{folder}: {len(found)} RTSTRUCT files, choose one (convert: --rtstruct SOPInstanceUID or file name; "
+            f"otherwise keep one RTSTRUCT in the folder): {listing}"
+        )
     return found[0].path

@@ -8,6 +8,7 @@ structures to its segment descriptions (SNOMED codes from the catalogue).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import highdicom as hd
@@ -38,12 +39,30 @@ def _concept(triple: tuple[str, str, str]) -> dict[str, str]:
     return {"value": value, "scheme_designator": scheme, "meaning": meaning}
 
 
+#: Type 2 attributes of the Patient and General Study modules that highdicom copies from the
+#: source images; de-identified exports often drop them, and an empty value is what Type 2 allows.
+TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+    "StudyDate", "StudyTime", "ReferringPhysicianName",
+)
+
+
 def _source_datasets(volume: Volume) -> list[pydicom.Dataset]:
-    """The CT slices' headers in array order (SEG frames reference them one to one)."""
+    """The CT slices' headers in array order (SEG frames reference them one to one).
+
+    Type 2 attributes missing from a de-identified export are added empty (in memory only),
+    as the SEG's own Patient and General Study modules require them present.
+    """
     files = volume.series.source_files
     if len(files) != volume.geometry.shape[0]:
         raise InputError("DICOM-SEG needs the CT's source files, one per slice (volume has none)")
-    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    datasets = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in files]
+    if not datasets[0].get("StudyInstanceUID"):
+        raise InputError(f"{files[0]}: CT without StudyInstanceUID, a DICOM-SEG cannot reference its study")
+    for ds in datasets:
+        for keyword in TYPE2_COPIED:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
     if tuple(uids) != tuple(volume.series.sop_instance_uids):
         raise GeometryError("DICOM-SEG: source files are not in the volume's slice order")
@@ -91,8 +110,17 @@ def build_seg(
             description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
         descriptions.append(description)
     pixels = np.stack([labels[n] for n in names], axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
+    sources = _source_datasets(volume)
+    with warnings.catch_warnings():
+        # a de-identified PatientName such as "Pelvic-Ref-002" is copied as it is, not repaired
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        return _segmentation(sources, pixels, descriptions, series_description)
+
+
+def _segmentation(sources: list[pydicom.Dataset], pixels: np.ndarray, descriptions: list,
+                  series_description: str) -> hd.seg.Segmentation:
     return hd.seg.Segmentation(
-        source_images=_source_datasets(volume),
+        source_images=sources,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
@@ -114,5 +142,6 @@ def write_seg(labels: LabelMap, volume: Volume, out_file: Path, **kwargs: object
     seg = build_seg(labels, volume, **kwargs)  # type: ignore[arg-type]
     with atomic_file(Path(out_file)) as tmp:
         seg.save_as(tmp)
-    log.info("DICOM-SEG written to %s (%d segments)", out_file, len(seg.SegmentSequence))
+    # debug: callers that stage outputs (segment) report the final path themselves
+    log.debug("DICOM-SEG written to %s (%d segments)", out_file, len(seg.SegmentSequence))
     return Path(out_file)

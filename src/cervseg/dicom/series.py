@@ -7,9 +7,13 @@ or irregular slice positions, mixed grids) with one line naming the file and the
 and never resamples a problem away.
 
 Rules:
-- The folder is searched recursively; file names and extensions do not matter. Files
-  without the DICOM "DICM" prefix are not DICOM and are skipped (logged at debug level).
+- The folder is searched recursively (symlinked sub-folders followed); file names and
+  extensions do not matter. A dataset without the 128-byte preamble and "DICM" prefix is
+  read when its content is DICOM. Other files are skipped, but one that looks like DICOM
+  (a .dcm/.dicom/.ima name, or an empty or zero-filled stub) and cannot be read is named
+  in a warning, and a CT series in its folder is refused (a lost end slice leaves no gap).
   A file that *is* DICOM but whose header or pixel data cannot be read is an error.
+  cervseg's own staging entries (``*.cervseg-<pid>-*.partial``) are ignored.
 - Slices are sorted by ImagePositionPatient projected on the slice normal
   (IOP row x IOP column), never by InstanceNumber or file name.
 - Axis convention (see cervseg.volume): ``axes[2]`` = IOP[0:3], ``axes[1]`` = IOP[3:6],
@@ -17,13 +21,17 @@ Rules:
   HFP and FFP series therefore all land in correct LPS geometry.
 - Voxel values are HU (stored value x RescaleSlope + RescaleIntercept, per slice) in a
   float32 array: exact for every integer HU, and no overflow whatever the stored range.
+  Both attributes are Type 1 in the CT Image module; a slice without them is refused.
+- Every file of the chosen series must be a CT image (an MR slice carrying the CT's
+  SeriesInstanceUID is refused).
 - Localizer (scout) images inside a CT series are left out (ImageType contains LOCALIZER).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import os
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +43,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import CTImageStorage, EnhancedCTImageStorage, LegacyConvertedEnhancedCTImageStorage, MediaStorageDirectoryStorage
 
 from cervseg.errors import GeometryError, InputError, SeriesSelectionError
+from cervseg.outputs import is_staging
 from cervseg.progress import progress
 from cervseg.volume import Geometry, SeriesInfo, Volume
 
@@ -93,6 +102,7 @@ class FolderScan:
     folder: Path
     files: tuple[DicomFile, ...]
     n_skipped: int  # non-DICOM files
+    unreadable: tuple[tuple[Path, str], ...] = ()  # files that look like DICOM but cannot be read, and why
 
 
 def _first_line(exc: BaseException) -> str:
@@ -100,13 +110,65 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _has_dicm_prefix(path: Path) -> bool:
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+# the first tag of a dataset written without preamble: file meta (0002,xxxx) or (0008,xxxx)
+_RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00")
+
+
+def _head(path: Path) -> bytes:
     try:
         with open(path, "rb") as fh:
-            head = fh.read(132)
+            return fh.read(132)
     except OSError as exc:
         raise InputError(f"{path}: cannot open file: {_first_line(exc)}") from None
-    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _looks_like_dicom(path: Path, head: bytes) -> bool:
+    """A name or stub a DICOM export would have: worth a warning when it cannot be read."""
+    suffix = path.suffix.lower()
+    stub = len(head) < 132 and not head.strip(b"\0")
+    return suffix in DICOM_SUFFIXES or (suffix == "" and stub)
+
+
+def _read_header(path: Path, head: bytes) -> tuple[Dataset | None, str]:
+    """(header, '') of a DICOM file, else (None, why it is not readable as DICOM)."""
+    if len(head) == 132 and head[128:132] == b"DICM":
+        try:
+            return pydicom.dcmread(path, stop_before_pixels=True), ""
+        except Exception as exc:  # pydicom raises many types on a broken header
+            raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
+    if head[:2] in _RAW_DATASET_STARTS:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception as exc:
+            return None, f"no DICOM preamble and unreadable content: {_first_line(exc)}"
+        if header.get("SOPInstanceUID") and header.get("SeriesInstanceUID"):
+            log.debug("%s: DICOM dataset without preamble, read", path)
+            return header, ""
+        return None, "no DICOM preamble and no SOP/Series Instance UID"
+    if not head:
+        return None, "empty file (0 bytes)"
+    if len(head) < 132:
+        return None, f"{len(head)} bytes, shorter than a DICOM header"
+    return None, "no DICOM header (no DICM prefix)"
+
+
+def _walk_files(folder: Path) -> list[Path]:
+    """Every file below ``folder``, symlinked sub-folders followed once, staging entries left out."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop or a folder reached twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not is_staging(d)]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not is_staging(name) and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def scan_folder(folder: Path) -> FolderScan:
@@ -121,16 +183,19 @@ def scan_folder(folder: Path) -> FolderScan:
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     found: list[DicomFile] = []
+    unreadable: list[tuple[Path, str]] = []
     skipped = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if not _has_dicm_prefix(path):
-            log.debug("%s: not DICOM (no DICM prefix), skipped", path)
+    for path in _walk_files(folder):
+        head = _head(path)
+        header, why = _read_header(path, head)
+        if header is None:
             skipped += 1
+            if _looks_like_dicom(path, head):
+                log.warning("%s: looks like a DICOM file but cannot be read (%s); left out", path, why)
+                unreadable.append((path, why))
+            else:
+                log.debug("%s: not DICOM (%s), skipped", path, why)
             continue
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception as exc:  # pydicom raises many types on a broken header
-            raise InputError(f"{path}: DICOM file whose header cannot be read: {_first_line(exc)}") from None
         if str(header.file_meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage:
             log.debug("%s: DICOMDIR, skipped", path)
             continue
@@ -143,7 +208,7 @@ def scan_folder(folder: Path) -> FolderScan:
         found.append(DicomFile(path, header))
     if skipped:
         log.debug("%s: skipped %d non-DICOM files", folder, skipped)
-    return FolderScan(folder, tuple(found), skipped)
+    return FolderScan(folder, tuple(found), skipped, tuple(unreadable))
 
 
 def _is_localizer(header: Dataset) -> bool:
@@ -162,8 +227,9 @@ def _summaries(scan: FolderScan) -> list[SeriesSummary]:
     out = []
     for uid, files in groups.items():
         first = files[0].header
-        modality = str(first.get("Modality", "")).upper()
-        sop_class = str(first.get("SOPClassUID", ""))
+        # the series' kind is what most of its files are; an odd file is refused by _check_all_ct
+        kinds = Counter((str(f.header.get("Modality", "")).upper(), str(f.header.get("SOPClassUID", ""))) for f in files)
+        modality, sop_class = kinds.most_common(1)[0][0]
         if modality == "CT" and sop_class == CTImageStorage:
             files = [f for f in files if not _is_localizer(f.header)]
             if not files:
@@ -402,9 +468,32 @@ def _slice_spacing(files: Sequence[DicomFile], order: np.ndarray, along: np.ndar
     return spacing_z
 
 
+def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (Type 1 in the CT Image module): without them the
+    stored values are not HU, and guessing 1 / 0 puts every voxel 1024 HU off."""
+    values = []
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = ds.get(keyword)
+        if value is None or str(value).strip() == "":
+            raise InputError(
+                f"{path}: CT slice without {keyword} (Type 1 in the CT Image module), its pixel values "
+                "cannot be converted to HU; re-export the series with the rescale attributes"
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: unreadable {keyword} {value!r}") from None
+        if not np.isfinite(number):
+            raise InputError(f"{path}: {keyword} must be a finite number, got {value!r}")
+        values.append(number)
+    if values[0] == 0:
+        raise InputError(f"{path}: RescaleSlope is 0, every voxel would have the same HU")
+    return values[0], values[1]
+
+
 def _pixels_hu(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, Dataset]:
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, force=True)  # force: a dataset without preamble was accepted by the scan
     except Exception as exc:
         raise InputError(f"{path}: cannot read DICOM file: {_first_line(exc)}") from None
     if "PixelData" not in ds:
@@ -423,14 +512,30 @@ def _pixels_hu(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, Dataset]
         ) from None
     if pixels.shape != shape:
         raise InputError(f"{path}: pixel data has shape {pixels.shape}, header says {shape}")
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    slope, intercept = _rescale(ds, path)
     hu = pixels.astype(np.float32)
     if slope != 1.0:
         hu *= np.float32(slope)
     if intercept != 0.0:
         hu += np.float32(intercept)
     return hu, ds
+
+
+def _describe_unreadable(items: Sequence[tuple[Path, str]]) -> str:
+    shown = "; ".join(f"{p} ({why})" for p, why in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _check_all_ct(files: Sequence[DicomFile], series_uid: str) -> None:
+    """Every file of the chosen series is a CT image (a series UID shared with an MR slice is a mixed series)."""
+    for f in files:
+        modality = str(f.header.get("Modality", "")).upper()
+        sop_class = str(f.header.get("SOPClassUID", ""))
+        if modality != "CT" or sop_class != CTImageStorage:
+            raise GeometryError(
+                f"{f.path}: Modality {modality or '?'} (SOP class {sop_class}) inside CT series {series_uid}: "
+                "a mixed series; remove the file or re-export the CT series alone"
+            )
 
 
 def _text(header: Dataset, keyword: str) -> str:
@@ -451,7 +556,23 @@ def read_ct_series(
     summary = _select_ct(scan, series_uid)
     by_path = {f.path: f for f in scan.files}
     files = [by_path[p] for p in summary.files]
-    layout = _layout(files, folder)
+    _check_all_ct(files, summary.series_instance_uid)
+    folders = {f.path.parent for f in files}
+    suspects = [(p, why) for p, why in scan.unreadable if p.parent in folders]
+    try:
+        layout = _layout(files, folder)
+    except GeometryError as exc:
+        if suspects:
+            raise GeometryError(f"{exc}; unreadable file(s) in the series folder, perhaps the missing slices: "
+                                f"{_describe_unreadable(suspects)}") from None
+        raise
+    if suspects:
+        raise InputError(
+            f"{suspects[0][0]}: looks like a DICOM file of the CT series' folder but cannot be read "
+            f"({suspects[0][1]}){f' (and {len(suspects) - 1} more)' if len(suspects) > 1 else ''}; "
+            "a lost first or last slice leaves no gap, so the series cannot be known complete: "
+            "re-export the series or remove the file"
+        )
     rows, cols = int(files[0].header.Rows), int(files[0].header.Columns)
     array = np.empty((len(files), rows, cols), dtype=np.float32)
     ordered = [files[i] for i in layout.order]

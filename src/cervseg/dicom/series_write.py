@@ -72,7 +72,7 @@ def write_ct_series(
     header = _series_header(volume, ids, series_description, series_number, manufacturer)
     positions = volume.geometry.slice_positions()
     names = [f"CT_{k + 1:04d}.dcm" for k in range(volume.geometry.shape[0])]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for k, name in enumerate(names):
             ds = _slice_dataset(header, ids.sop_uids[k], k, positions[k], stored[k], intercept)
             ds.save_as(tmp / name, enforce_file_format=True)

@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cervseg.dicom.series import CT_IMAGE_STORAGE, list_series
+from pydicom.uid import CTImageStorage
+
+from cervseg.dicom.series import list_series
 from cervseg.errors import CervsegError, SeriesSelectionError
 from cervseg.infer.segment import load_predictor, segment_series
 from cervseg.outputs import ensure_not_inside
@@ -54,7 +56,7 @@ def segment_all_series(root: Path, out: Path, *, model: Path | None = None, **op
     """
     root, out = Path(root), Path(out)
     ensure_not_inside(out, root)
-    series = [s for s in list_series(root) if s.modality == "CT" and s.sop_class_uid == CT_IMAGE_STORAGE]
+    series = [s for s in list_series(root) if s.modality == "CT" and s.sop_class_uid == CTImageStorage]
     if not series:
         raise SeriesSelectionError(f"{root}: no CT image series found")
     loader = {k: options.pop(k) for k in ("flip_tta", "batch_size", "threads") if k in options}

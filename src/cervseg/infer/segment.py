@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from cervseg.infer.predictor import Prediction, Predictor
 from cervseg.infer.scope import drop_unreached, seen_by, warn_if_outside_seen
 from cervseg.qa.files import qa_file_name, write_qa_csv
 from cervseg.qa.scores import slice_qa
-from cervseg.outputs import ensure_not_inside
+from cervseg.outputs import check_replaceable, check_writable, ensure_not_inside, make_staging_dir
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
 
@@ -103,11 +102,17 @@ def segment_series(
     ``threads``: PyTorch intra-op threads (default: every core this process may use).
     """
     dicom, out = Path(dicom), Path(out)
+    # every input is checked before the long work: output writable, names file readable
+    check_writable(out)
     ensure_not_inside(out, dicom)
+    catalogue = Catalogue.builtin(names_file)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     volume = read_ct_series(dicom, series_uid)
     timings["read"] = time.perf_counter() - start
+    uid = volume.series.series_instance_uid
+    if nifti:
+        check_replaceable(out / f"nifti_{uid}")
 
     t = time.perf_counter()
     predictor = predictor or Predictor.from_checkpoint(
@@ -120,12 +125,10 @@ def segment_series(
     timings["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    uid = volume.series.series_instance_uid
-    catalogue = Catalogue.builtin(names_file)
     description = f"AUTOMATIC contours by cervseg {cervseg.__version__}, model {predictor.model_description}. Review before use."
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cervseg-", suffix=".partial", dir=out))
+    staging = make_staging_dir(out, "segment")
     try:
         names = [f"RS_{uid}.dcm"]
         try:
@@ -156,6 +159,7 @@ def segment_series(
         for name in names:
             target = out / name
             if target.is_dir():
+                check_replaceable(target)  # never delete what cervseg did not write
                 shutil.rmtree(target)
             os.replace(staging / name, target)
             outputs.append(target)
@@ -170,7 +174,7 @@ def segment_series(
     log.info(
         "%d slices contoured in %.1f s (%.3f s/slice end to end); wrote %s",
         volume.geometry.shape[0], timings["total"], timings["total"] / volume.geometry.shape[0],
-        ", ".join(p.name for p in outputs),
+        ", ".join(str(p) for p in outputs),
     )
     return SegmentResult(volume, labels, outputs, timings)
 

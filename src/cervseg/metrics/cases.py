@@ -24,7 +24,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from cervseg.dicom.rasterize import read_structures
+from cervseg.dicom.rasterize import choose_rois, read_structures
 from cervseg.dicom.rtstruct_read import RTStruct, find_rtstruct, read_rtstruct
 from cervseg.dicom.series import FolderScan, read_ct_series, scan_folder
 from cervseg.errors import InputError, StructureError
@@ -192,9 +192,10 @@ class CaseReader:
     as prediction (``_DL`` ROIs); its CT and RTSTRUCT are then read once.
     """
 
-    def __init__(self, catalogue: Catalogue, template: Template):
+    def __init__(self, catalogue: Catalogue, template: Template, roi_numbers: dict[str, int] | None = None):
         self.catalogue = catalogue
         self.template = template
+        self.roi_numbers = dict(roi_numbers or {})  # ROI name -> ROINumber where names repeat
         self._cached: tuple[Path, FolderScan, dict[str, object]] | None = None
 
     def _scan(self, folder: Path) -> tuple[FolderScan, dict[str, object]]:
@@ -235,6 +236,8 @@ class CaseReader:
     def _dicom_labels(self, folder: Path, suffix: str, volume: Volume) -> ReadCase:
         rtstruct = self._rtstruct(folder, volume.series.series_instance_uid or None)
         found = self._match(rtstruct.roi_names(), suffix, str(rtstruct.path))
+        rtstruct = choose_rois(rtstruct, set(found.values()),
+                               {n: k for n, k in self.roi_numbers.items() if rtstruct.roi_names().count(n) > 1})
         rois = [dataclasses.replace(rtstruct.roi(original), name=canonical) for canonical, original in found.items()]
         renamed = dataclasses.replace(rtstruct, rois=rois)
         only = Template(self.template.name, tuple(found))

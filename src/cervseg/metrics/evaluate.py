@@ -14,17 +14,19 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cervseg.errors import GeometryError, StructureError
+from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.metrics import overlap
 from cervseg.metrics.slicewise import FALSE_POSITIVE, MISSED, PAIRED, SliceResult, mean_over_paired, slice_metrics
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM, surface_distances, union_box
 from cervseg.volume import LabelMap
 
 log = logging.getLogger(__name__)
+
+REFERENCE_EMPTY = "reference empty"
 
 # The four levels of paper 000 / 001 for the oncologist's per-slice grading (column "grade").
 GRADES = ("Acceptable", "Minor revision", "Major revision", "Not acceptable")
@@ -190,8 +192,16 @@ def evaluate_case(
             **dict(prediction.items()), **{n: np.zeros(reference.geometry.shape, bool) for n in missed}})
     names = list(structures) if structures is not None else common_structures(reference, prediction, patient)
     result = CaseResult(patient)
+    # a reference that rasterises to nothing (contours between slices, outside the CT) cannot
+    # be missed: scoring it would report Dice 0 for a model that did nothing wrong
+    empty = [n for n in reference if not reference[n].any()]
+    if empty:
+        log.warning("patient %s: reference empty on this CT, not scored: %s", patient, ", ".join(empty))
+    names = [n for n in names if n not in empty]
     for name in reference:
-        if name not in prediction:
+        if name in empty:
+            result.not_evaluated[name] = REFERENCE_EMPTY
+        elif name not in prediction:
             result.not_evaluated[name] = "no prediction"
     for name in prediction:
         if name not in reference:
@@ -214,15 +224,21 @@ def format_value(value: float) -> str:
 
 
 def write_metrics_csv(cases: Iterable[CaseResult], path: Path, model: str | None = None) -> None:
-    """metrics.csv: patient, structure, metric, value, unit (a model column first when given)."""
+    """metrics.csv: patient, structure, metric, value, unit, note (a model column first when given).
+
+    A structure that was not scored gets one row with metric ``not_evaluated``, no value and
+    the reason as note ("reference empty", "no prediction", "no reference").
+    """
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        prefix = ["model"] if model is not None else []
-        writer.writerow(prefix + ["patient", "structure", "metric", "value", "unit"])
+        writer.writerow((["model"] if model is not None else []) + ["patient", "structure", "metric", "value", "unit", "note"])
+        prefix = [model] if model is not None else []
         for case in cases:
             for row in case.rows:
-                cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit]
-                writer.writerow(([model] if model is not None else []) + cells)
+                cells = [row.patient, row.structure, row.metric, format_value(row.value), METRICS[row.metric].unit, ""]
+                writer.writerow(prefix + cells)
+            for structure, why in case.not_evaluated.items():
+                writer.writerow(prefix + [case.patient, structure, "not_evaluated", "", "", why])
 
 
 SLICE_COLUMNS = (
@@ -231,8 +247,16 @@ SLICE_COLUMNS = (
 )
 
 
-def write_slices_csv(cases: Iterable[CaseResult], path: Path, model: str | None = None) -> None:
-    """slices.csv: the per-slice review sheet, with an empty ``grade`` column (one of GRADES)."""
+def write_slices_csv(
+    cases: Iterable[CaseResult], path: Path, model: str | None = None,
+    grades: Mapping[tuple[str, ...], str] | None = None,
+) -> set[tuple[str, ...]]:
+    """slices.csv: the per-slice review sheet, with a ``grade`` column (one of GRADES).
+
+    ``grades`` (from ``read_grades`` of a previous sheet) fills the grade of every row whose
+    other cells are unchanged, i.e. the same contours on the same slice; returns the keys used.
+    """
+    used: set[tuple[str, ...]] = set()
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         prefix = ["model"] if model is not None else []
@@ -243,6 +267,36 @@ def write_slices_csv(cases: Iterable[CaseResult], path: Path, model: str | None 
                     cells = [
                         case.patient, s.slice_index, f"{s.slice_z_mm:.2f}", structure, s.status,
                         format_value(s.dice), format_value(s.hd95_mm), format_value(s.hd_mm), format_value(s.msd_mm),
-                        format_value(s.surface_dice), format_value(s.apl_mm), s.reference_pixels, s.prediction_pixels, "",
+                        format_value(s.surface_dice), format_value(s.apl_mm), s.reference_pixels, s.prediction_pixels,
                     ]
-                    writer.writerow(([model] if model is not None else []) + cells)
+                    row = ([model] if model is not None else []) + cells
+                    key = tuple(str(c) for c in row)
+                    grade = (grades or {}).get(key, "")
+                    if grade:
+                        used.add(key)
+                    writer.writerow(row + [grade])
+    return used
+
+
+def read_grades(path: Path) -> dict[tuple[str, ...], str]:
+    """{row cells without the grade: grade} of the graded rows of a previous slices.csv.
+
+    Why: a reviewer grades slices in the sheet; a re-run must carry those grades over, not
+    wipe them. A sheet cervseg cannot read is refused rather than overwritten.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read the previous review sheet to carry its grades over ({exc}); "
+                         "move it or choose a new --out") from None
+    if not rows or not rows[0] or rows[0][-1] != "grade":
+        raise InputError(f"{path}: previous review sheet has no 'grade' column as its last column; "
+                         "move it or choose a new --out")
+    width = len(rows[0])
+    grades = {}
+    for row in rows[1:]:
+        if len(row) == width and row[-1].strip():
+            grades[tuple(row[:-1])] = row[-1]
+    return grades

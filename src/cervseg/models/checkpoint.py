@@ -22,7 +22,6 @@ the model config is checked at save time to rebuild the very same network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -40,7 +39,7 @@ import cervseg
 from cervseg.errors import CervsegError, InputError
 from cervseg.models.output_modes import OutputSpec
 from cervseg.models.registry import create_model
-from cervseg.outputs import atomic_dir
+from cervseg.outputs import atomic_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +121,6 @@ def _jsonable(value: Any, where: str) -> Any:
     raise ValueError(f"{where}: a {type(value).__name__} cannot be stored in checkpoint.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_rebuilds(model: nn.Module, model_name: str, model_config: Mapping[str, Any]) -> None:
     """Fail at save time, not at a clinic, if the config does not rebuild this network."""
     config = dict(model_config)
@@ -184,7 +175,7 @@ def save_checkpoint(
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     with atomic_dir(directory) as tmp:
         torch.save(state, tmp / WEIGHTS_FILE)
-        metadata["weights_sha256"] = _sha256(tmp / WEIGHTS_FILE)
+        metadata["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     log.info("checkpoint written to %s (%s, %d channels)", directory, model_name, len(output.channels))
     return directory
@@ -252,7 +243,7 @@ def load_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -
     if not weights.is_file():
         raise InputError(f"{weights}: missing; the checkpoint {directory} has no weights")
     expected = raw.get("weights_sha256")
-    if expected is not None and _sha256(weights) != expected:
+    if expected is not None and sha256_file(weights) != expected:
         raise InputError(f"{weights}: checksum does not match {METADATA_FILE}; the weights are corrupt or replaced")
     try:
         state = torch.load(weights, map_location=map_location, weights_only=True)

@@ -21,11 +21,12 @@ import numpy as np
 
 from cervseg.errors import InputError
 from cervseg.metrics.cases import CaseFolder, CaseReader, evaluation_template, pair_cases
-from cervseg.metrics.evaluate import GRADES, CaseResult, evaluate_case, write_metrics_csv, write_slices_csv
+from cervseg.metrics.evaluate import (
+    GRADES, CaseResult, evaluate_case, read_grades, write_metrics_csv, write_slices_csv,
+)
 from cervseg.metrics.slicewise import PAIRED
 from cervseg.metrics.surface import DEFAULT_TOLERANCE_MM
-from cervseg.nifti import check_replaceable
-from cervseg.outputs import atomic_dir, ensure_not_inside
+from cervseg.outputs import atomic_dir, check_output_folder
 from cervseg.progress import progress
 from cervseg.report import overlays, plots
 from cervseg.report.html import Report, images_section
@@ -36,8 +37,8 @@ from cervseg.structures import Catalogue, load_template
 
 log = logging.getLogger(__name__)
 
-#: What an evaluation output folder holds; only such a folder may be replaced by a new run.
-OUTPUT_ENTRIES = ("metrics.csv", "summary.csv", "slices.csv", "compare.csv", "report.html", "evaluation.json", "figures")
+#: The review sheet whose grades a re-run carries over into the new output.
+SHEET = "slices.csv"
 SLICE_BOX_METRICS = ("dice_2d", "hd95_2d_mm")
 PATIENT_BOX_METRICS = ("dice_3d", "hd95_3d_mm", "surface_dice_3d")
 PAIRED_METRICS = ("dice_3d", "hd95_3d_mm", "dice_2d", "hd95_2d_mm")
@@ -59,6 +60,7 @@ class Settings:
     names_file: Path | None = None
     reference_suffix: str = ""
     patient: str | None = None  # name of a single patient (default: the reference folder's name)
+    roi_numbers: dict[str, int] = field(default_factory=dict)  # --roi NAME=NUMBER where ROI names repeat
 
 
 @dataclass
@@ -85,7 +87,7 @@ def evaluate_sets(reference: Path, predictions: Sequence[PredictionSet], setting
             reference, pset.folder, role=f"prediction '{pset.name}'", single_name=settings.patient
         ):
             pairs.setdefault(ref_case.patient, {})[pset.name] = (ref_case, pred_case)
-    reader = CaseReader(catalogue, template)
+    reader = CaseReader(catalogue, template, settings.roi_numbers)
     results = {p.name: ModelResult(p.name) for p in predictions}
     for patient in progress(list(pairs), "evaluating patients"):
         by_model = pairs[patient]
@@ -180,11 +182,31 @@ def _settings_record(reference: Path, predictions: Sequence[PredictionSet], sett
     }
 
 
-def _prepare_output(out: Path, reference: Path, predictions: Sequence[PredictionSet]) -> None:
-    ensure_not_inside(out, reference, "reference folder")
+def _prepare_output(out: Path, reference: Path, predictions: Sequence[PredictionSet]) -> dict[tuple[str, ...], str]:
+    """Check the output folder (cervseg.outputs rule) and return the grades of a previous sheet."""
+    inputs = {Path(reference): "reference folder"}
     for p in predictions:
-        ensure_not_inside(out, p.folder, f"prediction folder of '{p.name}'")
-    check_replaceable(out, OUTPUT_ENTRIES)
+        inputs.setdefault(Path(p.folder), f"prediction folder of '{p.name}'")
+    check_output_folder(out, inputs, carried=(SHEET,))
+    sheet = out / SHEET
+    if not sheet.is_file():  # read even when unchanged: a sheet written by a re-run holds carried grades
+        return {}
+    grades = read_grades(sheet)
+    if grades:
+        log.info("%s: %d grades of the previous review sheet will be carried over", sheet, len(grades))
+    return grades
+
+
+def _check_grades_carried(out: Path, grades: dict[tuple[str, ...], str], used: set[tuple[str, ...]]) -> None:
+    """Refuse to drop a reviewer's grade: every graded row must still exist with the same contours."""
+    lost = [key for key in grades if key not in used]
+    if lost:
+        example = ", ".join(lost[0][:5])
+        raise InputError(
+            f"{out / SHEET}: {len(lost)} graded rows of the previous review sheet are not in this evaluation "
+            f"(changed or missing contours, e.g. {example}); their grades would be lost: "
+            "move the sheet away or choose a new --out"
+        )
 
 
 def _settings_lines(reference: Path, predictions: Sequence[PredictionSet], settings: Settings, results: dict[str, ModelResult]) -> dict[str, str]:
@@ -201,7 +223,7 @@ def _settings_lines(reference: Path, predictions: Sequence[PredictionSet], setti
 def write_evaluation(reference: Path, prediction: PredictionSet, out: Path, settings: Settings) -> Path:
     """`cervseg evaluate`: metrics.csv, summary.csv, slices.csv, report.html, evaluation.json, figures/."""
     out = Path(out)
-    _prepare_output(out, reference, [prediction])
+    grades = _prepare_output(out, reference, [prediction])
     result = evaluate_sets(reference, [prediction], settings)[prediction.name]
     if not result.cases:
         raise InputError(f"{prediction.folder}: no patient could be evaluated")
@@ -220,10 +242,10 @@ def write_evaluation(reference: Path, prediction: PredictionSet, out: Path, sett
     report.table(_per_patient_table(result.cases))
     _not_evaluated_note(report, {prediction.name: result})
     report.definitions(settings.tolerance_mm)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, carried=(SHEET,)) as tmp:
         write_metrics_csv(result.cases, tmp / "metrics.csv")
         write_summary_csv(summaries, tmp / "summary.csv")
-        write_slices_csv(result.cases, tmp / "slices.csv")
+        _check_grades_carried(out, grades, write_slices_csv(result.cases, tmp / SHEET, grades=grades))
         (tmp / "figures").mkdir()
         for name, png in (("boxplots_slices.png", slice_png), ("boxplots_patients.png", patient_png), ("overlays.png", overlay_png)):
             (tmp / "figures" / name).write_bytes(png)
@@ -240,7 +262,7 @@ def write_comparison(reference: Path, predictions: Sequence[PredictionSet], out:
     names = [p.name for p in predictions]
     if len(set(names)) != len(names):
         raise InputError(f"prediction names must be unique, got {', '.join(names)}")
-    _prepare_output(out, reference, predictions)
+    grades = _prepare_output(out, reference, predictions)
     results = evaluate_sets(reference, predictions, settings)
     empty = [n for n, r in results.items() if not r.cases]
     if empty:
@@ -264,12 +286,12 @@ def write_comparison(reference: Path, predictions: Sequence[PredictionSet], out:
     images_section(report, "Worst and median slices per model (reference red, prediction green)", overlay_pngs)
     _not_evaluated_note(report, results)
     report.definitions(settings.tolerance_mm)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, carried=(SHEET,)) as tmp:
         first = True
         for name, r in results.items():
             write_summary_csv(summaries[name], tmp / "summary.csv", model=name, append=not first)
             first = False
-        _write_with_model(results, tmp)
+        _check_grades_carried(out, grades, _write_with_model(results, tmp, grades))
         table.write_csv(tmp / "compare.csv")
         (tmp / "figures").mkdir()
         (tmp / "figures" / "paired_boxplots.png").write_bytes(paired_png)
@@ -287,15 +309,19 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
-def _write_with_model(results: dict[str, ModelResult], folder: Path) -> None:
-    """metrics.csv and slices.csv of all models, one model column first."""
-    parts = {"metrics.csv": write_metrics_csv, "slices.csv": write_slices_csv}
-    for filename, writer in parts.items():
+def _write_with_model(results: dict[str, ModelResult], folder: Path, grades: dict[tuple[str, ...], str]) -> set[tuple[str, ...]]:
+    """metrics.csv and slices.csv of all models, one model column first; returns the grades used."""
+    used: set[tuple[str, ...]] = set()
+    for filename in ("metrics.csv", SHEET):
         chunks = []
         for name, r in results.items():
             part = folder / f".{filename}.{_safe(name)}"
-            writer(r.cases, part, model=name)
+            if filename == SHEET:
+                used |= write_slices_csv(r.cases, part, model=name, grades=grades)
+            else:
+                write_metrics_csv(r.cases, part, model=name)
             lines = part.read_text(encoding="utf-8").splitlines(keepends=True)
             chunks.append(lines if not chunks else lines[1:])
             part.unlink()
         (folder / filename).write_text("".join(line for chunk in chunks for line in chunk), encoding="utf-8")
+    return used

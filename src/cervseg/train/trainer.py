@@ -67,9 +67,13 @@ def seed_everything(seed: int) -> None:
 def resolve_structures(cfg: TrainConfig, cache: Cache, source: str = "config") -> list[str]:
     """The structures to train: the template's, the listed ones, or all of the cache."""
     if cfg.data.template is not None:
+        from cervseg.errors import StructureError
         from cervseg.structures import load_template
 
-        names = list(load_template(cfg.data.template).structures)
+        try:
+            names = list(load_template(cfg.data.template).structures)
+        except StructureError as exc:
+            raise ConfigError(f"{source}: data.template: {exc}") from None
         field_name = "data.template"
     elif cfg.data.structures is not None:
         names = list(cfg.data.structures)
