@@ -37,25 +37,32 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_processes_learn_what_one_process_learns(tmp_path):
+    """Two gloo processes on half batches take the optimiser steps one process takes on the
+    whole batches. Instance norm and a per-pixel loss make each slice's gradient independent
+    of its batch-mates, so the two runs differ only by floating-point summation order; with
+    batch norm (per-process statistics, SyncBatchNorm is GPU-only) or a batch Dice loss the
+    curves legitimately part, by an amount that depends on the BLAS and the seed. Only full
+    batches are used: a last, partial batch is split unevenly between the two processes."""
     build_phantom_cache(tmp_path / "cache", n=4, val_fraction=0.25)
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({
         "data": {"cache": "cache", "empty_slice_fraction": 0.3},
         "out_dir": "ddp",
-        "model": {"name": "unet", "base_width": 8},
-        "loss": {"name": "dice_ce"},
+        "model": {"name": "unet", "base_width": 8, "options": {"norm": "instance"}},
+        "loss": {"name": "bce"},
         "augment": {"enabled": True, "rotate_prob": 0.5, "elastic_prob": 0.0},
         "preprocess": {"intensity": "window", "crop_size": PHANTOM_CROP},
         "optimizer": {"lr": 0.01},
         "batch_size": 8,
         "epochs": 6,
+        "max_steps_per_epoch": 8,  # full batches only (the 4 tiny phantoms give ~90 training slices)
         "seed": 5,
     }))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python",
          str(BIN / "cervseg"), "train", "--config", str(config)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = train(load_config(config).model_copy(update={"out_dir": tmp_path / "single", "threads": 1}))
@@ -65,14 +72,13 @@ def test_two_processes_learn_what_one_process_learns(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["best", "config.yaml", "last", "log.csv"]
     summary = load_checkpoint(tmp_path / "ddp" / "best").metadata.training_summary
     assert summary["processes"] == 2 and summary["threads_per_process"] == 1
-    # the same optimiser steps on the same global batches: the curves agree up to batch-norm
-    # statistics being taken per process (half batches; SyncBatchNorm is GPU-only) and the Dice
-    # part of the loss being a per-process batch Dice. Measured (6 epochs): train loss within
-    # 0.5 %, validation loss within 8 % at epoch 1 and 1.5 % at epoch 6, mean Dice 0.058 vs 0.066.
-    for ddp, one in zip(ddp_rows, single.history):
+    # the first epoch agrees to summation order; later epochs drift apart as float differences
+    # compound through the updates, still within a few per cent (measured in docs/testing.md)
+    first_ddp, first_one = ddp_rows[0], single.history[0]
+    assert float(first_ddp["train_loss"]) == pytest.approx(first_one["train_loss"], rel=2e-3)
+    assert float(first_ddp["val_loss"]) == pytest.approx(first_one["val_loss"], rel=2e-3)
+    for ddp, one in zip(ddp_rows, single.history, strict=True):
         assert float(ddp["train_loss"]) == pytest.approx(one["train_loss"], rel=0.05)
-        assert float(ddp["val_loss"]) == pytest.approx(one["val_loss"], rel=0.15)
-    last_ddp, last_one = ddp_rows[-1], single.history[-1]
-    assert float(last_ddp["val_loss"]) == pytest.approx(last_one["val_loss"], rel=0.05)
-    assert float(last_ddp["dice_mean"]) == pytest.approx(last_one["dice_mean"], abs=0.05)
-    assert float(last_ddp["val_loss"]) < 0.8 * float(ddp_rows[0]["val_loss"])  # and it did learn
+        assert float(ddp["val_loss"]) == pytest.approx(one["val_loss"], rel=0.05)
+    assert float(ddp_rows[-1]["dice_mean"]) == pytest.approx(single.history[-1]["dice_mean"], abs=0.05)
+    assert float(ddp_rows[-1]["val_loss"]) < 0.8 * float(ddp_rows[0]["val_loss"])  # and it did learn

@@ -9,6 +9,9 @@ Input H, W are padded to a multiple of 16 and cropped back (see MonaiNet).
 
 from __future__ import annotations
 
+from typing import Literal
+
+from cervseg.errors import ConfigError
 from cervseg.models.monai_net import MonaiNet
 from cervseg.models.registry import register_model
 
@@ -20,9 +23,18 @@ from cervseg.models.registry import register_model
     reference="Ronneberger et al., MICCAI 2015 (baseline in papers 000 and 001)",
 )
 class UNet(MonaiNet):
-    """Classic 2D U-Net; ``dropout`` (default 0) is applied inside every conv block."""
+    """Classic 2D U-Net; ``dropout`` (default 0) is applied inside every conv block.
 
-    def __init__(self, in_channels: int, out_channels: int, base_width: int = 64, dropout: float = 0.0) -> None:
+    ``norm``: "batch" (the classic network) or "instance" (nnU-Net's choice). Instance norm
+    makes every slice's output independent of the others in its batch, so a data-parallel
+    run computes exactly what one process computes on the whole batch.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, base_width: int = 64, dropout: float = 0.0,
+                 norm: Literal["batch", "instance"] = "batch") -> None:
+        if norm not in ("batch", "instance"):
+            raise ConfigError(f"unet: norm must be 'batch' or 'instance', not {norm!r}")
+
         def build():
             from monai.networks.nets import BasicUNet
 
@@ -33,7 +45,7 @@ class UNet(MonaiNet):
                 out_channels=out_channels,
                 features=(w, 2 * w, 4 * w, 8 * w, 16 * w, w),
                 act=("relu", {"inplace": True}),
-                norm=("batch", {}),
+                norm=(norm, {"affine": True} if norm == "instance" else {}),
                 dropout=dropout,
                 upsample="deconv",
             )
