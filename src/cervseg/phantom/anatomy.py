@@ -104,12 +104,20 @@ class Anatomy:
 
         return [organs, tubes, spine]
 
-    def paint(self, grid: Grid) -> Canvas:
-        """Paint the patient on ``grid`` (local mm) in anatomical order."""
+    def paint(self, grid: Grid, realistic: bool = False) -> Canvas:
+        """Paint the patient on ``grid`` (local mm) in anatomical order.
+
+        ``realistic``: muscle groups with fat planes and a curved couch (default preset); their
+        random field has its own seed, so the rest of the painting is the same either way.
+        """
         rng = np.random.default_rng(self.paint_seed)
         canvas = Canvas(grid)
-        paint_couch(canvas, self.body)
-        paint_body(canvas, self.body, rng)
+        paint_couch(canvas, self.body, curved=realistic)
+        septa = None
+        if realistic:
+            seed = self.paint_seed
+            septa = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key + (1,)))
+        paint_body(canvas, self.body, rng, septa)
         for _, part, cloud in self.muscles:
             box = grid.box(*cloud.bounds(1.0))
             if box is not None:

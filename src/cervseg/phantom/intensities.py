@@ -13,6 +13,8 @@ Sources of the ranges (mean HU of the tissue, before noise and partial volume):
 - [U] Unenhanced uterus/cervix 40..60 HU, cervical tumour iso- to slightly hypodense
   (30..50 HU) on unenhanced CT; enhanced myometrium 90..150 HU, tumour 70..110 HU
   (CT staging literature of cervical cancer, e.g. Bipat et al. 2003 review).
+- [TS] totalseg-example (../shared/data/README.md): a real abdomen-pelvis CT with a left
+  metal hip prosthesis.
 - [C] IV contrast, portal-venous phase: arteries 150..250 HU, veins 130..200 HU;
   excreted contrast in the bladder 150..800 HU layering dependently; positive oral contrast
   150..400 HU.
@@ -40,13 +42,13 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.FAT: (-110, -90),  # [REF] -94, [H]
     T.FAT_VISCERAL: (-105, -80),  # [REF], [H]; a little denser than subcutaneous fat (vessels, strands)
     T.MUSCLE: (30, 52),  # [REF] iliacus 47, [H] 35..55
-    T.CORTICAL: (750, 1100),  # [H]; thin pelvic cortices lose HU to partial volume
+    T.CORTICAL: (900, 1300),  # [H]; thin pelvic cortices lose HU to partial volume; [REF] femoral heads p95 945
     T.CANCELLOUS: (90, 200),  # [REF] interior (3 px inside the bone labels): pelvis median 134, sacrum 71, spine 152
     T.MARROW_FATTY: (-40, 40),  # [H] yellow marrow of the femoral shaft
     T.CARTILAGE: (70, 100),  # [H]
     T.DISC: (70, 105),  # [H]
     T.CSF: (5, 25),  # [H] CSF with cauda equina roots
-    T.URINE: (2, 18),  # [REF] 14 +- 15 interior
+    T.URINE: (6, 20),  # [REF] 14 +- 15 interior (measured again: 14.5 +- 13.0, 5 mm inside)
     T.BLADDER_WALL: (30, 45),  # [H], [REF] prostate-like soft tissue
     T.MYOMETRIUM: (40, 58),  # [U]
     T.ENDOMETRIUM: (25, 40),  # [U]
@@ -64,11 +66,13 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.LYMPH_NODE: (28, 42),  # [H]
     T.ANAL_SPHINCTER: (35, 50),  # [H] muscle
     T.URINE_CONTRAST: (150, 700),  # [C] only painted when the patient has excreted contrast
+    T.MUSCLE_FATTY: (-5, 25),  # [REF] gluteus maximus 6 +- 24
+    T.METAL: (3000, 3400),  # [TS] totalseg-example's prosthesis reaches 3382 HU (the image is clipped at 3071)
 }
 
 #: SD (HU) of the fine texture inside each tissue.
 TEXTURE: dict[Tissue, float] = {
-    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
+    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.MUSCLE_FATTY: 12.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
     T.MARROW_FATTY: 25.0, T.URINE: 2.0, T.MYOMETRIUM: 6.0, T.TUMOUR: 9.0, T.FAECES: 140.0,
     T.BOWEL_FLUID: 6.0, T.LYMPH_NODE: 4.0, T.OVARY: 5.0, T.SKIN: 5.0, T.COUCH_FOAM: 5.0,
 }
