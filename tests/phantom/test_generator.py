@@ -255,3 +255,35 @@ def test_noise_is_quieter_in_the_air_than_in_the_patient():
     air = air_in_front(clean.volume.array, body_mask(clean.volume.array), clean.volume.geometry.spacing[1], 30.0)
     fat = noisy.tissue == Tissue.FAT
     assert d[fat].std() > 2 * d[air].std()
+
+
+def test_arms_beside_the_body_lie_outside_the_trunk_on_both_sides_and_change_no_contour():
+    from cervseg.phantom.generator import generate_case
+    from cervseg.phantom.tissues import Part
+
+    p = REALISTIC.with_overrides(metal_p=0.0, fov_mm=(620.0, 620.0))
+    raised = generate_case(2, p.with_overrides(arms_p=0.0))
+    beside = generate_case(2, p.with_overrides(arms_p=1.0))
+    assert not raised.realism.arms.beside and beside.realism.arms.beside
+    assert not (raised.part == Part.BODY)[~_torso(raised)].any()  # no arms: the body is one piece
+    arm = (beside.part == Part.BODY) & ~_torso(beside)
+    x = lps_x_of(beside, arm)
+    mid = float(lps_x_of(beside, beside.labels["BoneMarrow"]).mean())
+    assert (x > mid + 150).sum() > 200 and (x < mid - 150).sum() > 200  # a forearm on each side
+    assert np.all(np.abs(x - mid) > 150)
+    assert all(np.array_equal(raised.labels[n], beside.labels[n]) for n in beside.labels)
+
+
+def _torso(case) -> np.ndarray:
+    """The largest connected piece of the patient in each slice (the trunk, without arms)."""
+    from scipy import ndimage
+
+    from cervseg.phantom.tissues import Part
+
+    body = (case.part != Part.NONE) & (case.part != Part.COUCH)
+    out = np.zeros(body.shape, bool)
+    for k in range(body.shape[0]):
+        lab, n = ndimage.label(body[k])
+        if n:
+            out[k] = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    return out
