@@ -146,7 +146,7 @@ def generate_case(seed: int, preset: str | Preset = "default") -> PhantomCase:
     ss = np.random.SeedSequence([int(seed), 20240613])
     # a sixth child for the realism draws: the first five (and so the coarse presets) are unchanged
     s_anat, s_acq, s_int, s_img, s_obs, s_real = ss.spawn(6)
-    an = Anatomy(s_anat, preset.contrast_p)
+    an = Anatomy(s_anat, preset.contrast_p, preset.bowel_gas)
     acq = draw_acquisition(np.random.default_rng(s_acq), preset, an)
     rng_real = np.random.default_rng(s_real)
     real = Realism.draw(rng_real, preset, acq.fov_mm, an.scale)
@@ -164,7 +164,7 @@ def generate_case(seed: int, preset: str | Preset = "default") -> PhantomCase:
     paint_arms(canvas, an.body, real.arms)
     if real.metal_side:
         paint_prosthesis(canvas, an.skeleton, real.metal_side)
-    intens = Intensities.draw(np.random.default_rng(s_int), an.contrast.iv)
+    intens = Intensities.draw(np.random.default_rng(s_int), an.contrast.iv, preset.hu_overrides)
     px = acq.fov_mm / preset.matrix
     streaks = None
     if real.metal_side:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cervseg.errors import InputError
+from cervseg.phantom.tissues import Tissue
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Preset:
     marbling: tuple[float, float] = (0.0, 0.0)  # fraction of muscle that is intramuscular fat
     detailed_anatomy: bool = False  # muscle groups separated by fat planes; a curved couch underside
     arms_p: float = 0.0  # probability of arms along the body (else raised, outside the scan)
+    bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6)  # small-bowel loops: P(gas), gas level range
+    hu_overrides: tuple[tuple[int, float, float], ...] = ()  # (Tissue, low, high) replacing HU_RANGE
 
     def with_overrides(self, **changes: object) -> "Preset":
         """A copy with some settings changed (e.g. ``noise_hu=(0, 0)`` for a clean image)."""
@@ -58,6 +61,9 @@ PRESETS: dict[str, Preset] = {
         marbling=(0.0, 0.06),
         detailed_anatomy=True,
         arms_p=0.3,
+        bowel_gas=(0.12, 0.1, 0.45),  # pelvic small bowel holds little gas (totalseg-example: p5 -63 HU)
+        hu_overrides=((Tissue.URINE, 6.0, 20.0),  # urine; pelvic-ref-002: 14.5 +- 13.0 HU 5 mm inside
+                      (Tissue.CORTICAL, 900.0, 1300.0)),  # cortical bone; pelvic-ref-002 femoral heads p95 945 HU
     ),
     "small": Preset(
         name="small",

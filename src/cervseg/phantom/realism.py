@@ -14,9 +14,13 @@ averaged over rings of radial frequency.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from cervseg.phantom.generator import PhantomCase
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ def ct_statistics(image: np.ndarray, spacing: tuple[float, float, float], region
     return out
 
 
-def phantom_regions(case) -> dict[str, np.ndarray]:
+def phantom_regions(case: "PhantomCase") -> dict[str, np.ndarray]:
     """The realism regions of a generated patient (``generator.PhantomCase``), from its own labels."""
     from cervseg.phantom.tissues import Part, Tissue
 
@@ -288,6 +292,6 @@ def phantom_regions(case) -> dict[str, np.ndarray]:
     }
 
 
-def case_statistics(case) -> dict[str, float]:
+def case_statistics(case: "PhantomCase") -> dict[str, float]:
     """ct_statistics of a generated patient."""
     return ct_statistics(case.volume.array, case.volume.geometry.spacing, phantom_regions(case))
