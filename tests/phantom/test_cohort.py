@@ -38,6 +38,9 @@ def test_one_folder_per_patient_and_a_manifest(cohort: Path):
     for folder in folders:
         assert len(list((cohort / folder / "CT").glob("*.dcm"))) > 20
         assert len(list((cohort / folder).glob("RS_*.dcm"))) == 1
+    for facts in manifest["patients"]:  # tiny has no realism features: no metal, arms raised
+        assert facts["metal_hip"] is None and facts["arms"] == "raised"
+        assert isinstance(facts["iv_contrast"], bool)
 
 
 def test_read_back_matches_the_generator(cohort: Path):

@@ -33,7 +33,8 @@ class Contrast:
 class Anatomy:
     """All structures of one patient in the local patient frame (mm, LPS axes)."""
 
-    def __init__(self, seed: int | np.random.SeedSequence, contrast_p: float = 0.25):
+    def __init__(self, seed: int | np.random.SeedSequence, contrast_p: float = 0.25,
+                 bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6)):
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         rngs = [np.random.default_rng(c) for c in ss.spawn(12)]
         self.paint_seed = ss.spawn(1)[0]
@@ -56,7 +57,7 @@ class Anatomy:
         self.canal_end = float(self.skeleton.s1_top - rngs[10].uniform(20, 40) * self.scale)  # thecal sac ends ~S2
         z_sb = float(rngs[11].normal(22, 12) * self.scale)
         self.small_bowel = SmallBowel(self.body, self.skeleton, self._blockers(), z_sb, 330.0, rngs[11],
-                                      self.contrast.oral)
+                                      self.contrast.oral, bowel_gas)
 
     def _lift_sigmoid(self) -> None:
         """Keep the sigmoid above the bladder dome and the uterus."""
@@ -104,12 +105,20 @@ class Anatomy:
 
         return [organs, tubes, spine]
 
-    def paint(self, grid: Grid) -> Canvas:
-        """Paint the patient on ``grid`` (local mm) in anatomical order."""
+    def paint(self, grid: Grid, realistic: bool = False) -> Canvas:
+        """Paint the patient on ``grid`` (local mm) in anatomical order.
+
+        ``realistic``: muscle groups with fat planes and a curved couch (default preset); their
+        random field has its own seed, so the rest of the painting is the same either way.
+        """
         rng = np.random.default_rng(self.paint_seed)
         canvas = Canvas(grid)
-        paint_couch(canvas, self.body)
-        paint_body(canvas, self.body, rng)
+        paint_couch(canvas, self.body, curved=realistic)
+        septa = None
+        if realistic:
+            seed = self.paint_seed
+            septa = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key + (1,)))
+        paint_body(canvas, self.body, rng, septa)
         for _, part, cloud in self.muscles:
             box = grid.box(*cloud.bounds(1.0))
             if box is not None:

@@ -143,23 +143,36 @@ class Body:
         return np.array([-w - 5, -ya - 5, -1e9]), np.array([w + 5, self.y_table + 1, 1e9])
 
 
-def paint_couch(canvas: Canvas, body: Body) -> None:
-    """A carbon-fibre couch top: thin dense shells around a foam core, curved like the patient's back."""
+def paint_couch(canvas: Canvas, body: Body, curved: bool = False) -> None:
+    """A carbon-fibre couch top: thin dense shells around a foam core, curved like the patient's back.
+
+    ``curved``: the underside bows down in the middle (about 55 mm deep at the centre, 10 mm at
+    the edges), the profile of wide-bore CT couches (pelvic-ref-002's Brilliance Big Bore).
+    """
     g = canvas.grid
     box = g.box((-260, body.y_table - 5, -1e9), (260, body.y_table + 75, 1e9))
     if box is None:
         return
     top = body.table_y(box.x) + 1.0
     depth = box.y - top
-    inside = (depth >= 0) & (depth < 48) & (np.abs(box.x) < 245)
-    shell = inside & ((depth < 2.5) | (depth > 45.5) | (np.abs(box.x) > 241))
+    if curved:
+        bottom = 10.0 + 45.0 * np.sqrt(np.clip(1.0 - (box.x / 245.0) ** 2, 0.0, 1.0))
+    else:
+        bottom = np.float32(48.0)
+    inside = (depth >= 0) & (depth < bottom) & (np.abs(box.x) < 245)
+    shell = inside & ((depth < 2.5) | (depth > bottom - 2.5) | (np.abs(box.x) > 241))
     m = np.broadcast_to(inside, box.shape)
     canvas.paint(box, m, Tissue.COUCH_FOAM, Part.COUCH)
     canvas.paint(box, np.broadcast_to(shell, box.shape), Tissue.COUCH_SHELL, Part.COUCH)
 
 
-def paint_body(canvas: Canvas, body: Body, rng: np.random.Generator) -> None:
-    """Skin, subcutaneous fat, muscle envelope (with intermuscular fat planes) and cavity fat."""
+def paint_body(canvas: Canvas, body: Body, rng: np.random.Generator,
+               septa_rng: np.random.Generator | None = None) -> None:
+    """Skin, subcutaneous fat, muscle envelope (with intermuscular fat planes) and cavity fat.
+
+    ``septa_rng``: also divide the envelope into muscle groups by 2-4 mm fat planes (a second,
+    shorter-range field), as the gluteal, thigh and abdominal-wall muscles are on real CT.
+    """
     g = canvas.grid
     lo, hi = body.extent()
     box = g.box(lo, hi)
@@ -176,7 +189,61 @@ def paint_body(canvas: Canvas, body: Body, rng: np.random.Generator) -> None:
                float(np.diff(g.ys[:2])[0]), float(np.diff(g.xs[:2])[0]))
     planes = smooth_field(rng, box.shape, spacing, (70.0, 50.0, 50.0))
     tissue[muscle & (np.abs(planes) < 0.035) & (d_env < -8)] = Tissue.FAT
+    if septa_rng is not None:
+        groups = smooth_field(septa_rng, box.shape, spacing, (50.0, 26.0, 26.0))
+        tissue[muscle & (np.abs(groups) < 0.07) & (d_env < -4)] = Tissue.FAT
+        # some groups are fattier (pelvic-ref-002: gluteus maximus 6 HU, iliacus 47 HU)
+        tissue[(tissue == Tissue.MUSCLE) & (groups > 0.3) & (planes > 0)] = Tissue.MUSCLE_FATTY
     canvas.paint(box, inside, tissue, Part.BODY)
     d_cav = body.cavity_sdf(box.x, box.y, box.z)
     cav = (d_cav < 0) & (d_env < -10)
     canvas.paint(box, cav, Tissue.FAT_VISCERAL, Part.CAVITY)
+
+
+@dataclass(frozen=True)
+class ArmParams:
+    """Arms along the body (forearms and hands beside the pelvis), or raised out of the scan."""
+
+    beside: bool  # False: arms raised on the chest or above the head, outside the pelvic scan
+    gap: float  # mm between the torso's side and the forearm
+    radius: float  # forearm half-depth (mm)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, scale: float, p_beside: float) -> "ArmParams":
+        beside = bool(rng.random() < p_beside)
+        return cls(beside, float(rng.uniform(3.0, 15.0)), float(rng.uniform(26.0, 34.0) * scale))
+
+
+def paint_arms(canvas: Canvas, body: Body, arms: ArmParams) -> None:
+    """Forearms (skin, fat, muscle, radius and ulna) from the elbow at the waist to the wrist at
+    the hips, then flat hands to mid-thigh, resting on the couch beside the body (air only)."""
+    if not arms.beside:
+        return
+    s = body.p.scale
+    z_elbow, z_wrist, z_hand = 230.0 * s, 0.0, -110.0 * s
+    box = canvas.grid.box((-360, body.y_table - 4 * arms.radius, z_hand), (360, body.y_table, z_elbow))
+    if box is None:
+        return
+    z = box.z
+    q = body.outline_torso.at(np.clip(z, body.outline_torso.z_range[0], body.outline_torso.z_range[1]))
+    forearm = z > z_wrist
+    ry = np.where(forearm, arms.radius, 0.45 * arms.radius).astype(np.float32)
+    rx = np.where(forearm, 1.15 * arms.radius, 1.5 * arms.radius).astype(np.float32)
+    taper = np.clip((z - z_hand) / 25.0, 0.3, 1.0)  # fingertips
+    rx, ry = rx * taper, ry * taper
+    cy = (body.table_y(np.float32(0.0)) - ry - 1.0).astype(np.float32)
+    tissue = np.zeros(box.shape, np.uint8)
+    inside = np.zeros(box.shape, bool)
+    for side in (1.0, -1.0):
+        cx = side * (q["rx_pos"] + arms.gap + rx)
+        d = superellipse(box.x, box.y, cx, cy, rx, rx, ry, ry, 2.0)
+        arm = d < 0
+        t = np.where(d > -2.0, Tissue.SKIN, np.where(d > -7.0, Tissue.FAT, Tissue.MUSCLE)).astype(np.uint8)
+        for off in (-0.35, 0.35):  # radius and ulna side by side; metacarpals in the hand
+            bx = cx + side * off * rx
+            br = np.where(forearm, 0.25 * arms.radius, 0.15 * arms.radius).astype(np.float32) * taper
+            db = superellipse(box.x, box.y, bx, cy, br, br, br, br, 2.0)
+            t = np.where(db < 0, np.where(db > -2.0, Tissue.CORTICAL, Tissue.CANCELLOUS), t).astype(np.uint8)
+        tissue = np.where(arm, t, tissue)
+        inside |= arm
+    canvas.paint(box, inside, tissue, Part.BODY, over_parts=(Part.NONE,))

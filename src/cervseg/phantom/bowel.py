@@ -153,7 +153,9 @@ class SmallBowel:
     """Loops packed into the free space of the cavity (Poisson-disk centres chained into tubes)."""
 
     def __init__(self, body: Body, sk: Skeleton, blockers: list[Callable[[np.ndarray], np.ndarray]],
-                 z_min: float, z_max: float, rng: np.random.Generator, oral_contrast: bool):
+                 z_min: float, z_max: float, rng: np.random.Generator, oral_contrast: bool,
+                 gas: tuple[float, float, float] = (0.25, 0.15, 0.6)):
+        """``gas``: (probability that a loop holds gas, lowest and highest gas level)."""
         s = sk.p.scale
         self.r = float(rng.uniform(10, 13.5)) * s
         r = self.r
@@ -183,7 +185,7 @@ class SmallBowel:
             pts, u = spline_path(np.asarray(chain), 1.6)
             n = len(pts)
             rad = r * (0.85 + 0.3 * rng.random()) * np.ones(n)
-            gas_level = float(rng.uniform(0.15, 0.6)) if rng.random() < 0.25 else 0.0
+            gas_level = float(rng.uniform(gas[1], gas[2])) if rng.random() < gas[0] else 0.0
             content = Tissue.BOWEL_CONTRAST if (oral_contrast and rng.random() < 0.6) else Tissue.BOWEL_FLUID
             self.tubes.append(GutTube(PointCloud(pts, rad), np.full(n, 2.0), np.full(n, gas_level),
                                       np.full(n, content, np.uint8), np.full(n, Part.SMALL_BOWEL, np.uint8),

@@ -2,7 +2,8 @@
 
 Layout::
 
-    OUT/cohort.json                  preset, seed and per-patient facts (slices, spacing, volumes)
+    OUT/cohort.json                  preset, seed and per-patient facts (slices, spacing, volumes,
+                                     IV contrast, metal hip side, arm position)
     OUT/PH<seed>-<i>/CT/CT_0001.dcm  the CT series
     OUT/PH<seed>-<i>/RS_<SeriesInstanceUID>.dcm
 
@@ -25,7 +26,7 @@ from cervseg.dicom.rtstruct_write import write_rtstruct
 from cervseg.dicom.series_write import write_ct_series
 from cervseg.errors import InputError
 from cervseg.outputs import atomic_dir, atomic_file
-from cervseg.phantom.generator import generate_patient
+from cervseg.phantom.generator import generate_case
 from cervseg.phantom.presets import get_preset
 from cervseg.progress import progress
 
@@ -45,7 +46,8 @@ def patient_folder_name(seed: int, index: int) -> str:
 
 def write_patient(folder: Path, patient_seed: int, preset: str) -> dict:
     """Generate one patient and write it atomically into ``folder``; returns its facts."""
-    volume, labels = generate_patient(patient_seed, preset)
+    case = generate_case(patient_seed, preset)
+    volume, labels = case.volume, case.labels
     with atomic_dir(folder) as tmp:
         written = write_ct_series(volume, tmp / "CT", series_description=f"cervseg phantom {preset}")
         rs_name = f"RS_{written.series.series_instance_uid}.dcm"
@@ -61,6 +63,10 @@ def write_patient(folder: Path, patient_seed: int, preset: str) -> dict:
         "spacing_mm": [round(v, 4) for v in g.spacing],
         "series_instance_uid": written.series.series_instance_uid,
         "volumes_ml": {name: round(labels.voxel_volume_ml(name), 2) for name in labels},
+        # what a model trained on the cohort saw: contrast, metal (patient side), arm position
+        "iv_contrast": bool(case.anatomy.contrast.iv),
+        "metal_hip": {1: "left", -1: "right"}.get(case.realism.metal_side),
+        "arms": "beside" if case.realism.arms.beside else "raised",
     }
 
 

@@ -34,10 +34,10 @@ def smooth_field(
     g /= max(float(g.std()), 1e-6)
     # interpolate: voxel i of the box sits at coarse coordinate 1 + i * spacing / step
     coords = [1.0 + np.arange(n) * sp / st for n, sp, st in zip(shape, spacing, step)]
-    return _trilinear(g, coords)
+    return trilinear(g, coords)
 
 
-def _trilinear(g: np.ndarray, coords: Sequence[np.ndarray]) -> np.ndarray:
+def trilinear(g: np.ndarray, coords: Sequence[np.ndarray]) -> np.ndarray:
     """Separable linear interpolation of a 3D array at the outer product of 1D coordinates."""
     out = g
     for axis, c in enumerate(coords):

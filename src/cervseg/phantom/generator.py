@@ -11,17 +11,20 @@ tree seeded by ``seed``: the same seed and preset give the same arrays.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom.uid import generate_uid
 
 from cervseg.phantom.anatomy import Anatomy
-from cervseg.phantom.imaging import render
+from cervseg.phantom.artefacts import metal_streaks, paint_prosthesis
+from cervseg.phantom.body import ArmParams, paint_arms
+from cervseg.phantom.imaging import CtNoise, render, xy_partial_volume
 from cervseg.phantom.intensities import Intensities
 from cervseg.phantom.observer import STYLES, draw_contour
 from cervseg.phantom.presets import Preset, get_preset
 from cervseg.phantom.shapes import Grid
+from cervseg.phantom.tissues import Tissue
 from cervseg.phantom.truth import STRUCTURE_NAMES, ObserverChoices, anatomical_masks
 from cervseg.volume import Geometry, LabelMap, SeriesInfo, Volume
 
@@ -39,6 +42,29 @@ class Acquisition:
     z_top: float  # local z of the most superior slice centre
     shift: tuple[float, float, float]  # LPS = local + shift
     noise_hu: float
+
+
+@dataclass(frozen=True)
+class Realism:
+    """Per-patient draws of the realism features a preset enables (all off: coarse presets)."""
+
+    ct_noise: CtNoise | None
+    metal_side: int  # +1 left hip prosthesis, -1 right, 0 none
+    circle_mm: float | None  # diameter of the reconstruction circle (None: no circle)
+    marbling: float
+    arms: ArmParams
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, preset: Preset, fov_mm: float, scale: float) -> "Realism":
+        noise = None
+        if preset.noise_cutoff is not None:
+            noise = CtNoise(float(rng.uniform(*preset.noise_cutoff)), float(rng.uniform(*preset.noise_low_share)))
+        has_metal, side = rng.random() < preset.metal_p, int(rng.choice((1, -1)))  # both drawn: same stream
+        metal = side if has_metal else 0
+        circle = float(fov_mm * rng.uniform(1.0, 1.2)) if preset.recon_circle else None
+        marbling = float(rng.uniform(*preset.marbling)) if preset.marbling[1] > 0 else 0.0
+        arms = ArmParams.draw(rng, scale, preset.arms_p)
+        return cls(noise, metal, circle, marbling, arms)
 
 
 def draw_acquisition(rng: np.random.Generator, preset: Preset, an: Anatomy) -> Acquisition:
@@ -95,23 +121,62 @@ def _block_majority(mask: np.ndarray, f: int) -> np.ndarray:
     return mask.reshape(nz, ny // f, f, nx // f, f).mean(axis=(2, 4)) >= 0.5
 
 
+@dataclass(frozen=True)
+class PhantomCase:
+    """A generated patient with what made it: the image, the contours, the painted labels."""
+
+    volume: Volume
+    labels: LabelMap
+    tissue: np.ndarray  # Tissue per image voxel (z, y, x; the centre sub-pixel when supersampled)
+    part: np.ndarray  # Part per image voxel
+    anatomy: Anatomy
+    acquisition: Acquisition
+    realism: Realism
+
+
 def generate_patient(seed: int, preset: str | Preset = "default") -> tuple[Volume, LabelMap]:
     """One synthetic patient: CT volume (HU, LPS geometry) and the nine `cervix` structures."""
+    case = generate_case(seed, preset)
+    return case.volume, case.labels
+
+
+def generate_case(seed: int, preset: str | Preset = "default") -> PhantomCase:
+    """generate_patient, keeping the tissue/part painting (for realism measurements and tests)."""
     preset = get_preset(preset)
     ss = np.random.SeedSequence([int(seed), 20240613])
-    s_anat, s_acq, s_int, s_img, s_obs = ss.spawn(5)
-    an = Anatomy(s_anat, preset.contrast_p)
+    # a sixth child for the realism draws: the first five (and so the coarse presets) are unchanged
+    s_anat, s_acq, s_int, s_img, s_obs, s_real = ss.spawn(6)
+    an = Anatomy(s_anat, preset.contrast_p, preset.bowel_gas)
     acq = draw_acquisition(np.random.default_rng(s_acq), preset, an)
+    rng_real = np.random.default_rng(s_real)
+    real = Realism.draw(rng_real, preset, acq.fov_mm, an.scale)
+    if real.arms.beside:  # widen the field of view for the arms, up to the scanner's limit
+        lo, hi = an.body.extent()
+        need = float(hi[0] - lo[0]) + 2 * (real.arms.gap + 2.3 * real.arms.radius) + 20.0
+        acq = replace(acq, fov_mm=float(np.round(min(max(acq.fov_mm, need), preset.fov_mm[1]), 0)))
     # deterministic UIDs under pydicom's root, hashed from the seed, preset and role
     uid = lambda what: generate_uid(entropy_srcs=["cervseg-phantom", str(seed), preset.name, what])  # noqa: E731
     geom, cols, rows, slices = _geometry(preset, acq, uid("frame"))
     f = preset.supersample_xy
     xs, ys = _fine(cols, f), _fine(rows, f)
     grid = Grid(xs, ys, slices)
-    canvas = an.paint(grid)
-    intens = Intensities.draw(np.random.default_rng(s_int), an.contrast.iv)
+    canvas = an.paint(grid, realistic=preset.detailed_anatomy)
+    paint_arms(canvas, an.body, real.arms)
+    if real.metal_side:
+        paint_prosthesis(canvas, an.skeleton, real.metal_side)
+    intens = Intensities.draw(np.random.default_rng(s_int), an.contrast.iv, preset.hu_overrides)
     px = acq.fov_mm / preset.matrix
-    hu = render(canvas.tissue, intens, np.random.default_rng(s_img), px, f, acq.noise_hu)
+    streaks = None
+    if real.metal_side:
+        metal = xy_partial_volume((canvas.tissue == Tissue.METAL).astype(np.float32), f)
+        streaks = metal_streaks(metal, px, rng_real, strength=float(rng_real.uniform(0.6, 1.4)))
+    hu = render(canvas.tissue, intens, np.random.default_rng(s_img), px, f, acq.noise_hu,
+                ct_noise=real.ct_noise, marbling=real.marbling, artefact=streaks)
+    del streaks
+    if real.circle_mm is not None:
+        r = np.hypot(*np.meshgrid(np.arange(preset.matrix) - (preset.matrix - 1) / 2,
+                                  np.arange(preset.matrix) - (preset.matrix - 1) / 2, indexing="ij")) * px
+        hu[:, r > real.circle_mm / 2] = -1024
     hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     part = canvas.part
     box = grid.full()
@@ -135,4 +200,5 @@ def generate_patient(seed: int, preset: str | Preset = "default") -> tuple[Volum
     )
     log.debug("patient %d: %s, %d slices of %.1f mm, FOV %.0f mm", seed, preset.name, acq.n_slices,
               acq.slice_mm, acq.fov_mm)
-    return Volume(hu, geom, series), labels
+    sub = (slice(None), slice(f // 2, None, f), slice(f // 2, None, f))
+    return PhantomCase(Volume(hu, geom, series), labels, canvas.tissue[sub], part[sub], an, acq, real)

@@ -13,6 +13,8 @@ Sources of the ranges (mean HU of the tissue, before noise and partial volume):
 - [U] Unenhanced uterus/cervix 40..60 HU, cervical tumour iso- to slightly hypodense
   (30..50 HU) on unenhanced CT; enhanced myometrium 90..150 HU, tumour 70..110 HU
   (CT staging literature of cervical cancer, e.g. Bipat et al. 2003 review).
+- [TS] totalseg-example (../shared/data/README.md): a real abdomen-pelvis CT with a left
+  metal hip prosthesis.
 - [C] IV contrast, portal-venous phase: arteries 150..250 HU, veins 130..200 HU;
   excreted contrast in the bladder 150..800 HU layering dependently; positive oral contrast
   150..400 HU.
@@ -40,13 +42,13 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.FAT: (-110, -90),  # [REF] -94, [H]
     T.FAT_VISCERAL: (-105, -80),  # [REF], [H]; a little denser than subcutaneous fat (vessels, strands)
     T.MUSCLE: (30, 52),  # [REF] iliacus 47, [H] 35..55
-    T.CORTICAL: (750, 1100),  # [H]; thin pelvic cortices lose HU to partial volume
+    T.CORTICAL: (750, 1100),  # [H]; thin pelvic cortices lose HU to partial volume (default preset: 900-1300)
     T.CANCELLOUS: (90, 200),  # [REF] interior (3 px inside the bone labels): pelvis median 134, sacrum 71, spine 152
     T.MARROW_FATTY: (-40, 40),  # [H] yellow marrow of the femoral shaft
     T.CARTILAGE: (70, 100),  # [H]
     T.DISC: (70, 105),  # [H]
     T.CSF: (5, 25),  # [H] CSF with cauda equina roots
-    T.URINE: (2, 18),  # [REF] 14 +- 15 interior
+    T.URINE: (2, 18),  # [REF] 14 +- 15 interior (default preset: 6-20, see presets.py)
     T.BLADDER_WALL: (30, 45),  # [H], [REF] prostate-like soft tissue
     T.MYOMETRIUM: (40, 58),  # [U]
     T.ENDOMETRIUM: (25, 40),  # [U]
@@ -64,11 +66,16 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.LYMPH_NODE: (28, 42),  # [H]
     T.ANAL_SPHINCTER: (35, 50),  # [H] muscle
     T.URINE_CONTRAST: (150, 700),  # [C] only painted when the patient has excreted contrast
+    T.MUSCLE_FATTY: (-5, 25),  # [REF] gluteus maximus 6 +- 24
+    T.METAL: (3000, 3400),  # [TS] totalseg-example's prosthesis reaches 3382 HU (the image is clipped at 3071)
 }
+
+#: tissues added for the default preset's realism (drawn after all others)
+LATE_TISSUES = (T.METAL, T.MUSCLE_FATTY)
 
 #: SD (HU) of the fine texture inside each tissue.
 TEXTURE: dict[Tissue, float] = {
-    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
+    T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.MUSCLE_FATTY: 12.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
     T.MARROW_FATTY: 25.0, T.URINE: 2.0, T.MYOMETRIUM: 6.0, T.TUMOUR: 9.0, T.FAECES: 140.0,
     T.BOWEL_FLUID: 6.0, T.LYMPH_NODE: 4.0, T.OVARY: 5.0, T.SKIN: 5.0, T.COUCH_FOAM: 5.0,
 }
@@ -105,12 +112,17 @@ class Intensities:
     iv_contrast: bool
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, iv_contrast: bool) -> "Intensities":
+    def draw(cls, rng: np.random.Generator, iv_contrast: bool,
+             overrides: tuple[tuple[int, float, float], ...] = ()) -> "Intensities":
+        """``overrides``: (tissue, low, high) ranges replacing HU_RANGE's (the default preset's)."""
+        ranges = dict(HU_RANGE)
+        ranges.update({Tissue(t): (lo, hi) for t, lo, hi in overrides})
         n = max(int(t) for t in Tissue) + 1
         mean = np.zeros(n, np.float32)
         for t in Tissue:
-            lo, hi = HU_RANGE[t]
-            mean[t] = rng.uniform(lo, hi)
+            if t not in LATE_TISSUES:
+                lo, hi = ranges[t]
+                mean[t] = rng.uniform(lo, hi)
         # one shared soft-tissue offset per patient (scanner calibration, hydration)
         soft = rng.normal(0.0, 3.0)
         for t in (T.MUSCLE, T.MYOMETRIUM, T.TUMOUR, T.VAGINA, T.BOWEL_WALL, T.BLADDER_WALL, T.OVARY,
@@ -119,6 +131,8 @@ class Intensities:
         if iv_contrast:
             for t, (lo, hi) in ENHANCEMENT.items():
                 mean[t] += rng.uniform(lo, hi)
+        for t in LATE_TISSUES:  # drawn last, so the older tissues keep their values for a seed
+            mean[t] = rng.uniform(*ranges[t])
         texture = np.zeros(n, np.float32)
         for t, sd in TEXTURE.items():
             texture[t] = sd

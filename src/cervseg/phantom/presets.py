@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cervseg.errors import InputError
+from cervseg.phantom.tissues import Tissue
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,16 @@ class Preset:
     observer_mm: float = 1.2  # SD of the observer's boundary perturbation
     contrast_p: float = 0.25  # probability of bladder / vessel contrast per patient
     max_slices: int = 120
+    # realism features (default preset; off for the coarse presets, whose images must stay cheap)
+    noise_cutoff: tuple[float, float] | None = None  # NPS band cutoff range (1/mm); None: Gaussian noise
+    noise_low_share: tuple[float, float] = (0.65, 0.75)  # variance share of low-frequency mottle
+    metal_p: float = 0.0  # probability of a metal hip prosthesis (with streaks)
+    recon_circle: bool = False  # -1024 HU outside the scanner's reconstruction circle
+    marbling: tuple[float, float] = (0.0, 0.0)  # fraction of muscle that is intramuscular fat
+    detailed_anatomy: bool = False  # muscle groups separated by fat planes; a curved couch underside
+    arms_p: float = 0.0  # probability of arms along the body (else raised, outside the scan)
+    bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6)  # small-bowel loops: P(gas), gas level range
+    hu_overrides: tuple[tuple[int, float, float], ...] = ()  # (Tissue, low, high) replacing HU_RANGE
 
     def with_overrides(self, **changes: object) -> "Preset":
         """A copy with some settings changed (e.g. ``noise_hu=(0, 0)`` for a clean image)."""
@@ -38,10 +49,21 @@ PRESETS: dict[str, Preset] = {
     "default": Preset(
         name="default",
         matrix=512,
-        fov_mm=(540.0, 620.0),  # -> 1.05 .. 1.21 mm pixels
+        fov_mm=(520.0, 620.0),  # -> 1.02 .. 1.21 mm pixels (at least the body width + 40 mm)
         slice_mm=(5.0, 3.0),
-        slice_p=(0.75, 0.25),
+        slice_p=(0.6, 0.4),  # both real cases are 3 mm; the papers' cohorts mostly 5 mm
         coverage_mm={5.0: (350.0, 460.0), 3.0: (300.0, 350.0)},  # -> 71-93 / 101-117 slices
+        noise_hu=(7.0, 12.0),  # pelvic-ref-002: 6.3 HU high-pass SD in urine
+        noise_cutoff=(0.20, 0.26),  # -> NPS band peak 0.14-0.18 /mm; pelvic-ref-002 (kernel B): 0.16
+        noise_low_share=(0.7, 0.8),
+        metal_p=0.1,
+        recon_circle=True,
+        marbling=(0.0, 0.06),
+        detailed_anatomy=True,
+        arms_p=0.3,
+        bowel_gas=(0.12, 0.1, 0.45),  # pelvic small bowel holds little gas (totalseg-example: p5 -63 HU)
+        hu_overrides=((Tissue.URINE, 6.0, 20.0),  # urine; pelvic-ref-002: 14.5 +- 13.0 HU 5 mm inside
+                      (Tissue.CORTICAL, 900.0, 1300.0)),  # cortical bone; pelvic-ref-002 femoral heads p95 945 HU
     ),
     "small": Preset(
         name="small",

@@ -44,6 +44,8 @@ class Tissue(IntEnum):
     LYMPH_NODE = 28
     ANAL_SPHINCTER = 29
     URINE_CONTRAST = 30  # excreted IV contrast layering in the bladder
+    METAL = 31  # hip prosthesis (cobalt-chromium / titanium)
+    MUSCLE_FATTY = 32  # muscle with fatty infiltration (gluteus maximus of older patients)
 
 
 class Part(IntEnum):
