@@ -111,7 +111,7 @@ def main() -> None:
                 series = new_series(ct, work / f"send{i}")
                 start = time.perf_counter()
                 subprocess.run(["storescu", "-aet", "SCANNER", "-aec", "CERVSEG", "127.0.0.1", str(node_port),
-                                "+sd", str(series)], check=True, capture_output=True)
+                                "+sd", "+sp", "*.dcm", str(series)], check=True, capture_output=True)
                 sent = time.perf_counter() - start
                 jobs = wait(lambda: (j := finished_job(work / "spool")) and len(j) > i and j, "the job")
                 job = jobs[i]

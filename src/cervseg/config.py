@@ -33,6 +33,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
+MAX_CROP_PIXELS = 2048  # a larger network input is a config mistake, not a pelvis (and a MemoryError)
+
+
 class PreprocessConfig(_Strict):
     """The plan: how HU slices become network input; used identically by training and inference.
 
@@ -59,7 +62,7 @@ class PreprocessConfig(_Strict):
         512.0, gt=0, description="millimetre plan: side of the square crop centred on the body; null = the whole slice"
     )
     crop_size: int | None = Field(
-        None, ge=8, le=2048, description="pixel plan only: in-plane size after crop/pad centred on the body; null keeps the CT's size"
+        None, ge=8, le=MAX_CROP_PIXELS, description="pixel plan only: in-plane size after crop/pad centred on the body; null keeps the CT's size"
     )
     body_threshold_hu: float = Field(-500.0, description="HU above which a voxel counts as body when centring the crop")
     context_slices: int = Field(
@@ -85,8 +88,9 @@ class PreprocessConfig(_Strict):
             raise ValueError("crop_size (pixels) belongs to the pixel plan: with spacing_mm give crop_mm instead")
         if self.spacing_mm is None and self.crop_mm is not None:
             raise ValueError("crop_mm needs spacing_mm (the pixel plan crops with crop_size)")
-        if self.crop_pixels is not None and self.crop_pixels < 8:
-            raise ValueError(f"crop_mm / spacing_mm gives a {self.crop_pixels}-pixel crop; at least 8 are needed")
+        if self.crop_pixels is not None and not 8 <= self.crop_pixels <= MAX_CROP_PIXELS:
+            raise ValueError(f"crop_mm / spacing_mm gives a {self.crop_pixels}-pixel crop; "
+                             f"8 to {MAX_CROP_PIXELS} are possible")
         return self
 
     @property

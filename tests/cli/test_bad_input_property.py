@@ -1,5 +1,6 @@
 """Property: whatever happens to the headers or bytes of a real CT series and its RTSTRUCT,
-every command either succeeds or exits 2 with one line; never a traceback, never a changed input.
+every command (convert, evaluate, to-rtstruct, segment) either succeeds or exits 2 with one
+line; never a traceback, never a changed input.
 
 The case is a 12-slice part of the real pelvic CT with its manual ROIs (so each command runs
 in about a second); mutations are drawn from a fixed seed, a bounded number of them.
@@ -156,6 +157,9 @@ def test_random_mutations_end_in_success_or_one_clear_line(small_case: Path, tmp
         for args in (
             ["convert", "--dicom", case, "--out", case.parent / "nifti", "--template", "prostate"],
             ["evaluate", "--reference", case, "--prediction", case, "--template", "prostate", "--out", case.parent / "eval"],
+            # the masks convert wrote (when it succeeded) back onto the mutated CT
+            ["to-rtstruct", "--dicom", case, "--masks", case.parent / "nifti" / "masks", "--out", case.parent / "RS.dcm"],
+            ["segment", "--dicom", case, "--out", case.parent / "seg", "--threads", "1"],
         ):
             result = runner.invoke(app, [str(a) for a in args])
             check_outcome(result, f"{args[0]} after {what}")

@@ -275,7 +275,7 @@ def test_segment_seg_on_the_real_case_writes_rtstruct_and_seg(real_case: Path, t
     out = tmp_path / "out"
     result = run("segment", "--dicom", real_case / "dicom", "--out", out, "--seg")
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("QA_"))
     assert len(names) == 2 and names[0].startswith("RS_") and names[1].startswith("SEG_")
     seg = pydicom.dcmread(out / names[1], stop_before_pixels=True)
     assert seg.Modality == "SEG" and seg.AccessionNumber == ""
@@ -301,8 +301,12 @@ def test_a_huge_crop_is_refused_by_the_config(tmp_path: Path) -> None:
     """The trial's `crop_size: 100000` ended in a MemoryError traceback."""
     config = tmp_path / "train.yaml"
     text = (REPO / "configs" / "tiny_test.yaml").read_text(encoding="utf-8")
-    assert "crop_size: 80" in text
-    config.write_text(text.replace("crop_size: 80", "crop_size: 100000"), encoding="utf-8")
+    assert "crop_mm: 448" in text
+    config.write_text(text.replace("crop_mm: 448", "crop_mm: 560000"), encoding="utf-8")  # 100000 px
+    line = one_error_line(run("train", "--config", config))
+    assert str(config) in line and "100000-pixel crop" in line
+    pixel_plan = text.replace("  spacing_mm: 5.6\n", "").replace("crop_mm: 448", "crop_size: 100000")
+    config.write_text(pixel_plan, encoding="utf-8")
     line = one_error_line(run("train", "--config", config))
     assert str(config) in line and "crop_size" in line
 

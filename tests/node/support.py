@@ -52,7 +52,7 @@ def storescu(folder: Path, port: int, calling: str = SCANNER_AET, called: str = 
              wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
     """Send every DICOM file under ``folder`` on one association (as a scanner does)."""
     exe = require_tool("storescu")
-    cmd = [exe, "-aet", calling, "-aec", called, "127.0.0.1", str(port), "+sd", "+r", str(folder)]
+    cmd = [exe, "-aet", calling, "-aec", called, "127.0.0.1", str(port), "+sd", "+r", "+sp", "*.dcm", str(folder)]
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import RTStructureSetStorage
 
-from cervseg.dicom.rtstruct_read import RT_STRUCTURE_SET_STORAGE, RTStruct, read_rtstruct
+from cervseg.dicom.rtstruct_read import RTStruct, read_rtstruct
 from cervseg.dicom.series import FolderScan, read_ct_series, scan_folder
 from cervseg.errors import CervsegError, InputError
 from cervseg.structures import Catalogue
@@ -56,7 +57,7 @@ class CaseFiles:
 
 
 def _is_rtstruct(header) -> bool:
-    return str(header.get("Modality", "")) == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RT_STRUCTURE_SET_STORAGE
+    return str(header.get("Modality", "")) == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RTStructureSetStorage
 
 
 def _referenced_series(header) -> set[str]:
