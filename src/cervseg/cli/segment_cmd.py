@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from cervseg.cli.app import command
+
+log = logging.getLogger(__name__)
 
 HELP = """Contour a CT series with a trained model and write DIR/RS_<SeriesInstanceUID>.dcm.
 
@@ -60,8 +63,9 @@ def segment(
         return
     from cervseg.infer.segment import segment_series
 
-    segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
-                   flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads, qa=qa)
+    result = segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
+                            flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads, qa=qa)
+    log.info("wrote %s", ", ".join(str(p) for p in result.outputs))
 
 
 def _segment_all(dicom: Path, out: Path, **options: object) -> None:

@@ -171,10 +171,11 @@ def segment_series(
     shutil.rmtree(staging, ignore_errors=True)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
+    # file names only: a caller may have given a staging folder (the demo); it names the final place
     log.info(
-        "%d slices contoured in %.1f s (%.3f s/slice end to end); wrote %s",
+        "%d slices contoured in %.1f s (%.3f s/slice end to end): %s",
         volume.geometry.shape[0], timings["total"], timings["total"] / volume.geometry.shape[0],
-        ", ".join(str(p) for p in outputs),
+        ", ".join(p.name for p in outputs),
     )
     return SegmentResult(volume, labels, outputs, timings)
 
