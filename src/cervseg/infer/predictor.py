@@ -130,25 +130,28 @@ class Predictor:
             crop, ", ".join(cut),
         )
 
-    def _masks_on_ct(self, probs: torch.Tensor, grid: SliceGrid) -> dict[str, np.ndarray]:
-        """Decide the network's probabilities on the CT's own grid (resampled first, unless a crop)."""
+    def _masks_on_ct(self, probs: torch.Tensor, grid: SliceGrid, on_ct: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Decide the network's probabilities on the CT's own grid (resampled first, unless a crop).
+
+        ``on_ct``: ``probs`` already resampled to the CT grid (needed unless the grid is a crop).
+        """
         spec = self.metadata.output
         if grid.integral:
             masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
             return {name: grid.to_source(m, fill=False) for name, m in masks.items()}
-        back = grid.to_source(probs.numpy(), fill=0.0)
+        back = on_ct
         if spec.mode == "multiclass":  # outside the crop is background: softmax sums stay 1
+            back = on_ct.copy()
             back[:, 0] += 1.0 - back.sum(axis=1)
         return spec.decode(torch.from_numpy(back), probabilities=True, threshold=self.threshold)
 
-    def _keep_probabilities(self, kept: dict[str, np.ndarray], probs: torch.Tensor, grid: SliceGrid,
+    def _keep_probabilities(self, kept: dict[str, np.ndarray], on_ct: np.ndarray, grid: SliceGrid,
                             zs: range, nz: int) -> None:
-        """Store one batch's channel probabilities on the CT grid for ``predict(probabilities=...)``.
+        """Store one batch's channel probabilities (resampled to the CT grid) for ``predict(probabilities=...)``.
 
         uint8 1 + round(254 p): 0 is left for pixels the model never saw (outside its crop).
         """
-        on_ct = grid.to_source(probs.float().clamp(0, 1).numpy(), fill=0.0)
-        values = (1 + on_ct * 254).round().astype(np.uint8)
+        values = (1 + np.clip(on_ct, 0.0, 1.0) * 254).round().astype(np.uint8)
         values[..., ~grid.covered()] = 0
         for c, name in enumerate(self.metadata.channels):
             if name not in kept:
@@ -192,9 +195,12 @@ class Predictor:
                 for zs in bar:
                     x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
                     probs = self._probabilities(torch.from_numpy(x))
+                    # resampled once per batch, for the masks and for the QA probabilities alike
+                    needed = probabilities is not None or not grid.integral
+                    on_ct = grid.to_source(probs.float().numpy(), fill=0.0) if needed else None
                     if probabilities is not None:
-                        self._keep_probabilities(kept, probs, grid, zs, hu.shape[0])
-                    for name, m in self._masks_on_ct(probs, grid).items():
+                        self._keep_probabilities(kept, on_ct, grid, zs, hu.shape[0])
+                    for name, m in self._masks_on_ct(probs, grid, on_ct).items():
                         if name not in full:
                             full[name] = np.zeros(hu.shape, dtype=bool)
                         full[name][zs.start:zs.stop] = m
