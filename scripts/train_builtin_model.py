@@ -10,11 +10,14 @@ This script is the exact recipe: the same commands a clinic runs on its own expo
 phantom patients that writes the figures quoted in docs/benchmarks.md.
 
 Usage:
-    python scripts/train_builtin_model.py --work build/builtin [--patients 20] [--epochs 32]
+    python scripts/train_builtin_model.py --work build/builtin                 # the shipped model
+    python scripts/train_builtin_model.py --work build/builtin --recipe no-sim-to-real --no-install
     python scripts/train_builtin_model.py --work build/builtin --evaluate-only
 
-The shipped weights were made by a 22-epoch run continued with `--resume --epochs 32` (the
-learning rate is constant, so this is a 32-epoch run split in two); best epoch 30.
+Resumable: phantoms and the cache are kept in --work, and a recipe whose run folder holds a
+`last/` checkpoint continues from it (`cervseg train --resume`), so a killed build is
+re-run with the same command. `scripts/evaluate_real.py` scores a checkpoint on the real
+cases in ../shared/data (docs/real-data.md).
 """
 
 from __future__ import annotations
@@ -35,32 +38,62 @@ PACKAGE_WEIGHTS = REPO / "src" / "cervseg" / "weights" / "builtin"
 log = logging.getLogger("train_builtin_model")
 
 # The recipe. Why these choices: paper 001's ResAU-Net at width 16 (its ResNet34 encoder
-# halves the resolution twice in the stem) on 256x256 body-centred crops is the fastest of
-# the five architectures on a CPU (measured: ~20 ms/slice at width 8, ~50 ms at width 16 on
-# one thread, against ~80 ms for a width-8 U-Net), which keeps inference near the paper's
-# 0.06 s/slice; 2.5D context (one slice each side) helps the low-contrast organs; Dice+CE
-# trains quickly on small data; a W600/L100 window keeps soft tissue and bone edges; one
-# merged femoral-head channel split by patient x (the two heads look alike: separate
-# channels taught the network to put both heads in both, held-out Dice 0.63).
+# halves the resolution twice in the stem) is the fastest of the five architectures on a CPU,
+# which keeps inference near the paper's 0.06 s/slice; 2.5D context (one slice each side)
+# helps the low-contrast organs; Dice+CE trains quickly on small data; a W600/L100 window
+# keeps soft tissue and bone edges; one merged femoral-head channel split by patient x (the
+# two heads look alike: separate channels taught the network to put both heads in both).
+#
+# The plan is in millimetres (docs/training.md): every slice is resampled to 2 mm pixels and
+# cut to a 512 mm square on the body, so a 0.8 mm and a 1.25 mm CT look the same to the
+# network and the crop holds the widest pelvis (the old 256-pixel crop was 256 mm on a 1 mm
+# CT and cut both femoral heads). 512 mm at 2 mm is 256x256: the same network input size as
+# the pixel-plan model it replaces, so contouring is no slower. The probabilities are
+# resampled back to the CT's own pixels before they are thresholded.
 TRAIN_CONFIG = {
     "data": {"cache": "cache", "template": "cervix", "empty_slice_fraction": 0.15},
     "out_dir": "run",
     "output_mode": "multilabel",
     "merge_femoral_heads": True,
     "preprocess": {"intensity": "window", "window_width": 600, "window_level": 100,
-                   "crop_size": 256, "context_slices": 1},
-    "augment": {"enabled": True, "flip_lr_prob": 0.0, "rotate_prob": 0.2, "rotate_degrees": 10,
-                "affine_prob": 0.3, "elastic_prob": 0.1, "scale_intensity_prob": 0.3,
-                "shift_intensity_prob": 0.3},
+                   "spacing_mm": 2.0, "crop_mm": 512.0, "context_slices": 1},
+    "augment": {"enabled": True, "flip_lr_prob": 0.0, "rotate_prob": 0.3, "rotate_degrees": 10,
+                "affine_prob": 0.3, "affine_scale": 0.15, "elastic_prob": 0.2,
+                "scale_intensity_prob": 0.3, "shift_intensity_prob": 0.3},
     "model": {"name": "resau_net", "base_width": 16},
     "loss": {"name": "dice_ce"},
     "optimizer": {"lr": 0.002},
     "batch_size": 8,
-    "epochs": 32,
+    "epochs": 30,
     "max_steps_per_epoch": 100,
-    "early_stopping_patience": 5,
+    "early_stopping_patience": 6,
+    "threads": 1,
+    "num_workers": 0,
     "seed": 2026,
 }
+
+# Sim-to-real (SynthSeg style, Billot et al. 2023): random remaps of the intensity scale, a
+# smooth bias field, blur, coarser resolution, correlated noise and gamma, so the network
+# learns the organs' shapes and relative contrast rather than the phantom generator's texture.
+SIM_TO_REAL = {
+    "intensity_remap_prob": 0.3, "intensity_remap_points": 8,
+    "bias_field_prob": 0.3, "bias_field_coeff": 0.3,
+    "blur_prob": 0.2, "blur_sigma_px": [0.3, 1.0],
+    "low_resolution_prob": 0.2, "low_resolution_zoom": [0.5, 1.0],
+    "noise_texture_prob": 0.3, "noise_texture_std": 0.03, "noise_texture_sigma_px": 1.0,
+    "gamma_prob": 0.3, "gamma_range": [0.7, 1.5],
+}
+
+RECIPES = {
+    "sim-to-real": "mm plan, realistic phantoms, sim-to-real augmentations (the shipped model)",
+    "no-sim-to-real": "mm plan, realistic phantoms, no sim-to-real augmentations (the ablation)",
+}
+
+
+def train_config(recipe: str, epochs: int, model: str, width: int) -> dict:
+    """The training config of one recipe (RECIPES)."""
+    augment = dict(TRAIN_CONFIG["augment"], **(SIM_TO_REAL if recipe == "sim-to-real" else {}))
+    return dict(TRAIN_CONFIG, epochs=epochs, model={"name": model, "base_width": width}, augment=augment)
 
 
 def run(*args: str) -> None:
@@ -70,21 +103,30 @@ def run(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def train(work: Path, patients: int, seed: int, epochs: int, model: str, width: int, resume: bool = False) -> Path:
-    """Phantoms -> cache -> trained checkpoint (work/run/best); ``resume`` continues a run to ``epochs``."""
+def make_cache(work: Path, patients: int, seed: int) -> Path:
+    """Phantoms -> training cache, shared by every recipe (made once; kept for resuming)."""
     phantoms = work / "phantoms"
     if not (phantoms / "cohort.json").is_file():
         run("phantom", "--out", str(phantoms), "--patients", str(patients), "--seed", str(seed), "--preset", "default")
     if not (work / "cache" / "manifest.json").is_file():
         run("dataset", "--dicom", str(phantoms), "--out", str(work / "cache"), "--template", "cervix",
             "--seed", str(seed), "--val-fraction", "0.2", "--test-fraction", "0")
-    config = dict(TRAIN_CONFIG, epochs=epochs, model={"name": model, "base_width": width})
-    (work / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run("train", "--config", str(work / "train.yaml"), *(["--resume"] if resume else []))
-    return work / "run" / "best"
+    return work / "cache"
 
 
-def install(best: Path, patients: int, seed: int) -> None:
+def train(work: Path, recipe: str, epochs: int, model: str, width: int, resume: bool = False) -> Path:
+    """Cache -> trained checkpoint (work/RECIPE/run/best); ``resume`` continues a run to ``epochs``."""
+    folder = work / recipe
+    folder.mkdir(parents=True, exist_ok=True)
+    config = train_config(recipe, epochs, model, width)
+    config["data"] = dict(config["data"], cache=str((work / "cache").resolve()))
+    (folder / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    resume = resume or (folder / "run" / "last").is_dir()
+    run("train", "--config", str(folder / "train.yaml"), *(["--resume"] if resume else []))
+    return folder / "run" / "best"
+
+
+def install(best: Path, recipe: str, patients: int, seed: int) -> None:
     """Re-save the best checkpoint into the package with what it was trained on."""
     from cervseg.models.checkpoint import load_checkpoint, save_checkpoint
     from cervseg.structures import load_template
@@ -93,10 +135,11 @@ def install(best: Path, patients: int, seed: int) -> None:
     meta = loaded.metadata
     summary = dict(meta.training_summary)
     summary["description"] = (
-        f"cervseg synthetic phantoms only (preset default, {patients} patients, seed {seed}); "
-        "NOT for clinical use: train on your own contours"
+        f"cervseg synthetic phantoms only (preset default, {patients} patients, seed {seed}; "
+        f"{RECIPES[recipe]}); no real patient was seen in training; "
+        "NOT for clinical use: validate on your own contours, or train on them"
     )
-    summary["recipe"] = "scripts/train_builtin_model.py"
+    summary["recipe"] = f"scripts/train_builtin_model.py --recipe {recipe}"
     template = load_template("cervix")
     save_checkpoint(
         PACKAGE_WEIGHTS, loaded.model, model_name=meta.model_name, model_config=meta.model_config,
@@ -139,20 +182,25 @@ def evaluate(work: Path, test_patients: int, seed: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "build" / "builtin")
-    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="sim-to-real")
+    parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--epochs", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=TRAIN_CONFIG["epochs"])
     parser.add_argument("--model", default="resau_net")
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--no-install", action="store_true", help="train only (an ablation recipe)")
     parser.add_argument("--evaluate-only", action="store_true")
     parser.add_argument("--resume", action="store_true", help="continue an earlier run up to --epochs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.evaluate_only:
-        best = train(args.work, args.patients, args.seed, args.epochs, args.model, args.width, args.resume)
-        install(best, args.patients, args.seed)
+        make_cache(args.work, args.patients, args.seed)
+        best = train(args.work, args.recipe, args.epochs, args.model, args.width, args.resume)
+        if args.no_install:
+            return 0
+        install(best, args.recipe, args.patients, args.seed)
     evaluate(args.work, args.test_patients, args.seed)
     return 0
 

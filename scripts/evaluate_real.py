@@ -1,0 +1,141 @@
+"""Score a checkpoint on the real CTs in ../shared/data, per structure, in 3D (docs/real-data.md).
+
+Why a script and not `cervseg evaluate`: the two real cases have references of different
+kinds (002: RayStation manual contours plus a bone label map; totalseg-example: a NIfTI label
+map of 104 classes), and the references for BoneMarrow are unions of bone labels. This
+script builds those references once, contours each case in-process with the same
+`contour_case` that `cervseg segment` runs (post-processing, femoral-head siding and scope
+checks included), and scores it with cervseg's metrics.
+
+References (../shared/data/README.md):
+- pelvic-ref-002: manual contours Vescica -> Bladder, Retto -> Rectum, FemoreSinistro ->
+  Femur_Head_L, FemoreDestro -> Femur_Head_R; bone labels pelvis (1) + sacrum (3) -> BoneMarrow.
+- totalseg-example (TotalSegmentator labels, a model's, not a clinician's): urinary_bladder
+  (104) -> Bladder, hip_left + hip_right + sacrum (90, 91, 92) -> BoneMarrow, small_bowel
+  (55) -> Bowel_Small.
+
+Usage:
+    python scripts/evaluate_real.py --model src/cervseg/weights/builtin --name builtin --out build/real/builtin.csv
+    python scripts/evaluate_real.py --table build/real/old.csv build/real/new.csv    # markdown table
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+FIELDS = ["model", "case", "structure", "reference", "dice_3d", "hd95_3d_mm", "volume_ref_ml",
+          "volume_pred_ml", "slices_reference", "slices_missed", "slices_false_positive"]
+log = logging.getLogger("evaluate_real")
+
+
+def load_002():
+    """The 002 CT and its references, keyed by cervix structure name, with their source."""
+    from cervseg.dicom.rasterize import read_structures
+    from cervseg.dicom.rtstruct_read import read_rtstruct
+    from cervseg.dicom.series import read_ct_series
+
+    folder = DATA / "pelvic-ref-002"
+    volume = read_ct_series(folder / "dicom")
+    manual, _ = read_structures(read_rtstruct(next((folder / "dicom").glob("RS*.dcm"))), volume, "prostate")
+    raw = zlib.decompress((folder / "bone-labels" / "label.zraw").read_bytes())
+    bones = np.frombuffer(raw, np.int16).reshape(volume.array.shape)  # same grid (data README), z-y-x
+    references = {name: (manual[name], "manual contour") for name in
+                  ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")}
+    references["BoneMarrow"] = (np.isin(bones, (1, 3)), "bone labels: pelvis + sacrum")
+    return volume, references
+
+
+def load_totalseg():
+    """The totalseg-example CT (on its own NIfTI grid) and its label-map references."""
+    from cervseg.nifti import load_3d, read_volume
+
+    folder = DATA / "totalseg-example"
+    volume = read_volume(folder / "example_ct.nii.gz")
+    _, seg = load_3d(folder / "example_seg.nii.gz", "label map")
+    labels = np.ascontiguousarray(np.transpose(np.asarray(seg), (2, 1, 0)))  # same affine as the CT
+    references = {
+        "Bladder": (labels == 104, "TotalSegmentator urinary_bladder"),
+        "BoneMarrow": (np.isin(labels, (90, 91, 92)), "TotalSegmentator hips + sacrum"),
+        "Bowel_Small": (labels == 55, "TotalSegmentator small_bowel"),
+    }
+    return volume, references
+
+
+CASES = {"pelvic-ref-002": load_002, "totalseg-example": load_totalseg}
+
+
+def score(model: Path, name: str) -> list[dict[str, str]]:
+    """Contour every real case with the checkpoint and score each referenced structure."""
+    from cervseg.infer.predictor import Predictor
+    from cervseg.infer.segment import contour_case
+    from cervseg.metrics.evaluate import format_value, structure_metrics
+
+    predictor = Predictor.from_checkpoint(model)
+    rows = []
+    for case, loader in CASES.items():
+        volume, references = loader()
+        labels, _ = contour_case(predictor, volume, show_progress=False)
+        for structure, (reference, source) in references.items():
+            predicted = labels[structure] if structure in labels else np.zeros(reference.shape, bool)
+            values, _ = structure_metrics(reference, predicted, labels)
+            rows.append({"model": name, "case": case, "structure": structure, "reference": source,
+                         **{k: format_value(values[k]) for k in FIELDS[4:]}})
+            log.info("%s %s %s: Dice %s, HD95 %s mm", name, case, structure, rows[-1]["dice_3d"],
+                     rows[-1]["hd95_3d_mm"])
+    return rows
+
+
+def markdown_table(paths: list[Path]) -> str:
+    """One row per case and structure, a Dice / HD95 column pair per model (CSV order)."""
+    rows = [r for p in paths for r in csv.DictReader(p.open(newline="", encoding="utf-8"))]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    keys = list(dict.fromkeys((r["case"], r["structure"]) for r in rows))
+    by = {(r["model"], r["case"], r["structure"]): r for r in rows}
+    head = "| case | structure | " + " | ".join(f"{m} Dice | {m} HD95 mm" for m in models) + " |"
+    lines = [head, "|" + " --- |" * (2 + 2 * len(models))]
+    for case, structure in keys:
+        cells = []
+        for m in models:
+            r = by.get((m, case, structure))
+            cells += [r["dice_3d"], r["hd95_3d_mm"]] if r else ["", ""]
+        lines.append(f"| {case} | {structure} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="checkpoint folder")
+    parser.add_argument("--name", help="label of the model in the CSV and table")
+    parser.add_argument("--out", type=Path, help="CSV to write")
+    parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these CSVs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.table:
+        print(markdown_table(args.table))
+        return 0
+    if not (args.model and args.name and args.out):
+        parser.error("--model, --name and --out are needed (or --table)")
+    if not DATA.is_dir():
+        log.error("%s: the real cases are not there (see ../shared/data/README.md)", DATA)
+        return 2
+    rows = score(args.model, args.name)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
