@@ -354,6 +354,28 @@ class Trainer:
             "elapsed": self.elapsed,
         })
 
+    # ------------------------------------------------------------ probing
+
+    def time_steps(self, steps: int) -> tuple[float, float, int]:
+        """Seconds per optimiser step, seconds per validation pass, and steps per epoch.
+
+        Measured on ``steps`` real training steps (after one untimed warm-up step) and one
+        validation pass of this config, writing nothing (the ``cervseg study --dry-run`` time estimate).
+        """
+        self._build(resume=False)
+        limit = self.cfg.max_steps_per_epoch
+        per_epoch = min(len(self.train_loader), limit) if limit else len(self.train_loader)
+        done = max(1, min(steps, len(self.train_loader)))
+        self.cfg = self.cfg.model_copy(update={"max_steps_per_epoch": 1})
+        self._train_epoch(1)  # warm-up: the first step pays for allocations and kernel choice
+        self.cfg = self.cfg.model_copy(update={"max_steps_per_epoch": done})
+        t0 = time.perf_counter()
+        self._train_epoch(2)
+        step_seconds = (time.perf_counter() - t0) / done
+        t0 = time.perf_counter()
+        self._validate(1)
+        return step_seconds, time.perf_counter() - t0, per_epoch
+
     # ------------------------------------------------------------ the loop
 
     def fit(self, resume: bool = False) -> TrainResult:
