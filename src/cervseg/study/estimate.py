@@ -1,7 +1,7 @@
 """`study --dry-run`: the runs, their state, and a time estimate from a short probe per arm.
 
-The probe trains a few real steps and runs one validation pass of each arm's first run
-(same data, model, loss and batch size as the study; nothing is written). A run's estimate
+The probe trains a few real steps and times as many validation batches of each arm's first
+run (same data, model, loss and batch size as the study; nothing is written). A run's estimate
 is ``epochs x (steps per epoch x step time + validation time) + scoring``, the scoring taken
 as one validation pass scaled to the test patients' slices. It is an upper bound of the
 training time: early stopping can only shorten it.
@@ -38,7 +38,7 @@ def _slices(cache: Cache, split: str) -> int:
 
 
 def probe_arm(run: Run, steps: int) -> ArmTiming:
-    """Time ``steps`` training steps and one validation pass of ``run``'s config."""
+    """Time ``steps`` training steps and validation batches of ``run``'s config."""
     from cervseg.train.trainer import Trainer
 
     step, validation, per_epoch = Trainer(run.train, source=str(run.config_file)).time_steps(steps)
@@ -52,6 +52,6 @@ def estimate(to_do: Sequence[Run], steps: int) -> tuple[dict[str, ArmTiming], fl
     timings: dict[str, ArmTiming] = {}
     for run in to_do:
         if run.label not in timings:
-            log.info("probing %s: %d step(s) and one validation pass", run.label, steps)
+            log.info("probing %s: %d training step(s) and validation batch(es)", run.label, steps)
             timings[run.label] = probe_arm(run, steps)
     return timings, sum(timings[r.label].run_seconds for r in to_do)

@@ -80,7 +80,7 @@ def check_run_config(run: Run) -> None:
     if saved != current:
         keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise ConfigError(f"{run.config_file}: run {run.run_id} was made with a different config "
-                          f"({', '.join(keys)} differ); restore the study config or choose a new out_dir")
+                          f"(it differs in {', '.join(keys)}); restore the study config or choose a new out_dir")
 
 
 def check_names(runs: Sequence[Run], source: str) -> None:

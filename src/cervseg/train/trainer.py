@@ -20,6 +20,7 @@ output channel: with merged femoral heads, one ``Femur_Head`` channel.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -359,8 +360,8 @@ class Trainer:
     def time_steps(self, steps: int) -> tuple[float, float, int]:
         """Seconds per optimiser step, seconds per validation pass, and steps per epoch.
 
-        Measured on ``steps`` real training steps (after one untimed warm-up step) and one
-        validation pass of this config, writing nothing (the ``cervseg study --dry-run`` time estimate).
+        Measured on ``steps`` real training steps (after one untimed warm-up step) and
+        ``steps`` validation batches (scaled to the whole pass) of this config, writing nothing (the ``cervseg study --dry-run`` time estimate).
         """
         self._build(resume=False)
         limit = self.cfg.max_steps_per_epoch
@@ -372,9 +373,14 @@ class Trainer:
         t0 = time.perf_counter()
         self._train_epoch(2)
         step_seconds = (time.perf_counter() - t0) / done
+        self.ddp_model.eval()
+        timed = max(1, min(steps, len(self.val_loader)))
         t0 = time.perf_counter()
-        self._validate(1)
-        return step_seconds, time.perf_counter() - t0, per_epoch
+        with torch.no_grad():
+            for batch in itertools.islice(self.val_loader, timed):
+                self.loss_fn(self.ddp_model(batch["image"].to(self.device)), self._targets(batch["label"]))
+        validation_seconds = (time.perf_counter() - t0) / timed * len(self.val_loader)
+        return step_seconds, validation_seconds, per_epoch
 
     # ------------------------------------------------------------ the loop
 
