@@ -40,11 +40,11 @@ def _check_hours(max_hours: Optional[float]) -> None:
         raise InputError(f"--max-hours must be positive, got {max_hours}")
 
 
-def _dry_run(runs: list, steps: int) -> None:
+def _dry_run(runs: list, steps: int, extra: list) -> None:
     from cervseg.study.estimate import estimate
     from cervseg.study.runner import SCORED, run_status
 
-    status = {r.run_id: run_status(r) for r in runs}
+    status = {r.run_id: run_status(r, extra) for r in runs}
     to_do = [r for r in runs if status[r.run_id] != SCORED]
     timings, total = estimate(to_do, steps)
     log.info("%d runs, %d to do:", len(runs), len(to_do))
@@ -79,11 +79,15 @@ def study(
         cfg = quick_config(cfg)
     runs = expand(cfg, str(config))
     check_names(runs, str(config))
+    extra = cfg.active_extra_tests()
+    for e in cfg.extra_tests:
+        if e not in extra:
+            log.warning("extra test set %s: %s is absent; not scored (optional)", e.name, e.cases)
     if dry_run:
-        _dry_run(runs, cfg.probe_steps)
+        _dry_run(runs, cfg.probe_steps, extra)
         return
     try:
-        outcome = run_study(runs, cfg.out_dir, config_to_dict(cfg), max_hours)
+        outcome = run_study(runs, cfg.out_dir, config_to_dict(cfg), max_hours, extra=extra)
     except KeyboardInterrupt:
         log.error("interrupted; continue with: cervseg study --config %s%s", config, " --quick" if quick else "")
         raise typer.Exit(130) from None

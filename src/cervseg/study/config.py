@@ -50,6 +50,20 @@ class ClaimConfig(_Strict):
     scope: Literal["each", "mean"] = "each"
 
 
+class ExtraTestConfig(_Strict):
+    """A further test set scored by every run, e.g. a clinic's real CTs beside a phantom cohort.
+
+    ``cases`` is read as `cervseg evaluate --reference` reads it (a DICOM CT + RTSTRUCT or a
+    convert-style NIfTI folder with image.nii.gz, or one such folder per patient); only the
+    structures both drawn there and predicted by a run are scored.
+    """
+
+    name: str = Field(..., pattern=ARM_NAME)
+    cases: Path
+    names: Path | None = Field(None, description="names file mapping structures to the cases' ROI names")
+    optional: bool = Field(False, description="skip the set, with a warning, where its folder is absent")
+
+
 class StudyConfig(_Strict):
     """Everything `cervseg study` needs; saved as study.yaml in the study folder."""
 
@@ -61,6 +75,7 @@ class StudyConfig(_Strict):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="named partial train configs")
     arms: list[ArmConfig] = Field(..., min_length=1)
     claims: list[ClaimConfig] = Field(default_factory=list)
+    extra_tests: list[ExtraTestConfig] = Field(default_factory=list, description="further test sets (tables only)")
     alpha: float = Field(0.05, gt=0, lt=1, description="two-sided significance level of each test (no correction)")
     probe_steps: int = Field(3, ge=1, le=100, description="training steps per arm timed by --dry-run")
 
@@ -84,6 +99,9 @@ class StudyConfig(_Strict):
             if arm.profile is not None and arm.profile not in self.profiles:
                 raise ValueError(f"arm {arm.name}: unknown profile '{arm.profile}' "
                                  f"(profiles: {', '.join(self.profiles) or 'none'})")
+        extra = [e.name for e in self.extra_tests]
+        if len(set(extra)) != len(extra):
+            raise ValueError(f"extra_tests: a name is given twice: {extra}")
         for claim in self.claims:
             unknown = [n for n in (claim.arm, *claim.baselines) if n not in names]
             if unknown:
@@ -95,9 +113,17 @@ class StudyConfig(_Strict):
     def arm(self, name: str) -> ArmConfig:
         return next(a for a in self.arms if a.name == name)
 
+    def active_extra_tests(self) -> list[ExtraTestConfig]:
+        """The extra test sets to score: an optional one whose folder is absent is left out."""
+        return [e for e in self.extra_tests if not (e.optional and not Path(e.cases).exists())]
+
     def resolve_paths(self, base: Path) -> "StudyConfig":
         """A copy whose cache and out_dir are taken relative to ``base`` (the config's folder)."""
-        return self.model_copy(update={"cache": _under(base, self.cache), "out_dir": _under(base, self.out_dir)})
+        extra = [e.model_copy(update={"cases": _under(base, e.cases),
+                                      "names": None if e.names is None else _under(base, e.names)})
+                 for e in self.extra_tests]
+        return self.model_copy(update={"cache": _under(base, self.cache), "out_dir": _under(base, self.out_dir),
+                                       "extra_tests": extra})
 
 
 def load_study_config(path: Path | str) -> StudyConfig:

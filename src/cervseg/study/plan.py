@@ -8,6 +8,7 @@ Study folder layout::
     runs/<run id>/train.yaml   the run's train config (also `cervseg train --config`-able)
     runs/<run id>/train/       the training output (config.yaml, log.csv, best/, last/)
     runs/<run id>/scores/      metrics.csv + slices.csv on the cache's test patients
+    runs/<run id>/scores_<name>/  the same on each extra test set
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Run:
     @property
     def scores_dir(self) -> Path:
         return self.folder / "scores"
+
+    def extra_scores_dir(self, name: str) -> Path:
+        """Scores on the extra test set ``name``."""
+        return self.folder / f"scores_{name}"
 
     @property
     def config_file(self) -> Path:

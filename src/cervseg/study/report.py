@@ -159,6 +159,8 @@ def write_study_report(study: Path, out: Path) -> Path:
     lines += ["## All arms", "", "Mean ± SD over seeds; the best per structure in bold.", ""]
     for metric in TABLE_METRICS:
         lines += markdown_table(grouped, labels, structures, metric) + [""]
+    for e in cfg.active_extra_tests():
+        lines += extra_test_section(e.name, str(e.cases), runs, labels)
     with atomic_dir(out) as tmp:
         (tmp / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         write_table_csvs(tmp, grouped, [l for l in labels if l in grouped], structures)
@@ -171,6 +173,21 @@ def write_study_report(study: Path, out: Path) -> Path:
         log.info("%s: %s", c.claim.id, c.verdict)
     log.info("study report written to %s", out)
     return out
+
+
+def extra_test_section(name: str, cases: str, runs: Sequence, labels: Sequence[str]) -> list[str]:
+    """Tables only: an extra test set of a few cases cannot resolve a paired test."""
+    scores = [s for s in (read_scores(r, r.extra_scores_dir(name)) for r in runs) if s is not None]
+    lines = [f"## Extra test set {name}", "", f"Cases: `{cases}`; runs scored: {len(scores)} of {len(runs)}."]
+    if not scores:
+        return lines + ["", "No run has scored this test set yet.", ""]
+    patients = sorted({p for s in scores for p in s.patients})
+    lines += [f"Patients: {', '.join(patients)}. Mean ± SD over seeds; no tests (too few patients).", ""]
+    grouped = by_label(scores)
+    structures = _structures(scores)
+    for metric in TABLE_METRICS:
+        lines += markdown_table(grouped, [l for l in labels if l in grouped], structures, metric) + [""]
+    return lines
 
 
 def _header_lines(cfg: StudyConfig, runs: Sequence, scores: Sequence[RunScores], missing: Sequence[str],

@@ -65,21 +65,22 @@ def load_study(folder: Path) -> tuple[StudyConfig, list[Run]]:
     return cfg, expand(cfg, str(path))
 
 
-def read_scores(run: Run) -> RunScores | None:
-    """The run's scores, or None when it has not been scored (yet)."""
-    if not is_scored(run.scores_dir):
+def read_scores(run: Run, folder: Path | None = None) -> RunScores | None:
+    """The run's scores (on the cache's test split, or in ``folder``), or None when not scored (yet)."""
+    folder = run.scores_dir if folder is None else Path(folder)
+    if not is_scored(folder):
         return None
     scores = RunScores(run)
     try:
-        with open(run.scores_dir / METRICS_FILE, newline="", encoding="utf-8") as fh:
+        with open(folder / METRICS_FILE, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 if row["metric"] != "not_evaluated":
                     scores.per_patient[row["patient"], row["structure"], row["metric"]] = _float(row["value"])
-        with open(run.scores_dir / SLICES_FILE, newline="", encoding="utf-8") as fh:
+        with open(folder / SLICES_FILE, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 if row["status"] == PAIRED:
                     for metric, column in SLICE_COLUMNS.items():
                         scores.per_slice.setdefault((row["structure"], metric), []).append(_float(row[column]))
     except (KeyError, ValueError) as exc:
-        raise InputError(f"{run.scores_dir}: unreadable scores ({exc}); delete the folder and rerun the study") from None
+        raise InputError(f"{folder}: unreadable scores ({exc}); delete the folder and rerun the study") from None
     return scores

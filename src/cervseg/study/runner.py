@@ -1,8 +1,9 @@
 """Run a study's plan: train each run (resumably), then score it on the shared test patients.
 
 Resumability, run by run (state is read from the run's own folder, nothing else):
-- ``scored``: training finished and scores/ complete: never touched again;
-- ``trained``: training finished (last/ says so): only the scoring is (re)done;
+- ``scored``: training finished and every scores folder complete: never touched again;
+- ``trained``: training finished (last/ says so): only the missing scores are made (an
+  extra test set added to the config later is scored by the finished runs too);
 - ``interrupted``: last/ holds an unfinished state: the training resumes from it with the
   train code's own resume (same weights as an uninterrupted run);
 - ``new``: nothing usable: a train/ folder without last/ (killed before its first epoch
@@ -29,7 +30,8 @@ from cervseg.config import config_to_dict, save_config
 from cervseg.data.cache import Cache
 from cervseg.errors import ConfigError, InputError
 from cervseg.study.plan import STUDY_FILE, Run
-from cervseg.study.scoring import is_scored, score_patients, write_scores
+from cervseg.study.config import ExtraTestConfig
+from cervseg.study.scoring import is_scored, score_extra_cases, score_patients, write_scores
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,14 @@ def training_finished(run: Run) -> bool | None:
     return bool(load_state(run.train_dir / "last").get("finished")) and (run.train_dir / "best").is_dir()
 
 
-def run_status(run: Run) -> str:
+def score_dirs(run: Run, extra: Sequence[ExtraTestConfig] = ()) -> list[Path]:
+    """Every scores folder a finished run has: the cache's test split, then each extra test set."""
+    return [run.scores_dir, *(run.extra_scores_dir(e.name) for e in extra)]
+
+
+def run_status(run: Run, extra: Sequence[ExtraTestConfig] = ()) -> str:
     finished = training_finished(run)
-    if finished and is_scored(run.scores_dir):
+    if finished and all(is_scored(d) for d in score_dirs(run, extra)):
         return SCORED
     if finished:
         return TRAINED
@@ -105,8 +112,14 @@ def check_names(runs: Sequence[Run], source: str) -> None:
                 raise ConfigError(f"{where}: data.template: {exc}") from None
 
 
-def prepare(runs: Sequence[Run], out_dir: Path, study: dict) -> Cache:
-    """Check every run folder against the config and the cache's test split, before any work."""
+def prepare(runs: Sequence[Run], out_dir: Path, study: dict, extra: Sequence[ExtraTestConfig] = ()) -> Cache:
+    """Check every run folder against the config, the cache's test split and the extra test sets, before any work."""
+    from cervseg.metrics.cases import find_cases
+    from cervseg.structures import Catalogue
+
+    for e in extra:
+        find_cases(e.cases, f"extra test set {e.name}")
+        Catalogue.builtin(e.names)
     cache = Cache(runs[0].train.data.cache)
     if not cache.split("test"):
         raise InputError(f"{cache.folder}: the cache has no test patients; rebuild it with "
@@ -133,9 +146,10 @@ def _train(run: Run, resume: bool, deadline: float | None, clock: Callable[[], f
     train(run.train, resume=resume, on_epoch_end=stop_at_deadline, source=str(run.config_file))
 
 
-def run_one(run: Run, cache: Cache, deadline: float | None, clock: Callable[[], float]) -> bool:
+def run_one(run: Run, cache: Cache, deadline: float | None, clock: Callable[[], float],
+            extra: Sequence[ExtraTestConfig] = ()) -> bool:
     """Bring one run to SCORED; False when it was already there."""
-    status = run_status(run)
+    status = run_status(run, extra)
     if status == SCORED:
         log.info("run %s: finished earlier, not redone", run.run_id)
         return False
@@ -149,27 +163,34 @@ def run_one(run: Run, cache: Cache, deadline: float | None, clock: Callable[[], 
                  "resuming" if status == INTERRUPTED else "starting", run.train.model.name,
                  run.train.loss.name, run.seed)
         _train(run, status == INTERRUPTED, deadline, clock)
-    log.info("run %s: scoring %d test patient(s)", run.run_id, len(cache.split("test")))
-    cases = score_patients(run.train_dir / "best", cache, cache.split("test"), run.train.threads)
-    write_scores(cases, run.scores_dir)
+    if not is_scored(run.scores_dir):
+        log.info("run %s: scoring %d test patient(s)", run.run_id, len(cache.split("test")))
+        write_scores(score_patients(run.train_dir / "best", cache, cache.split("test"), run.train.threads),
+                     run.scores_dir)
+    for e in extra:
+        if not is_scored(run.extra_scores_dir(e.name)):
+            log.info("run %s: scoring the extra test set %s (%s)", run.run_id, e.name, e.cases)
+            write_scores(score_extra_cases(run.train_dir / "best", e.cases, e.names, run.train.threads),
+                         run.extra_scores_dir(e.name))
     return True
 
 
 def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float | None = None,
-              clock: Callable[[], float] = time.monotonic) -> StudyOutcome:
+              clock: Callable[[], float] = time.monotonic, extra: Sequence[ExtraTestConfig] = ()) -> StudyOutcome:
     """Every run in order; stops starting runs (and stops the current one cleanly) after ``max_hours``."""
-    cache = prepare(runs, out_dir, study)
+    cache = prepare(runs, out_dir, study, extra)
     deadline = None if max_hours is None else clock() + max_hours * 3600.0
     outcome = StudyOutcome()
     for i, run in enumerate(runs):
-        if deadline is not None and clock() >= deadline and run_status(run) != SCORED:
-            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r) != SCORED)
+        if deadline is not None and clock() >= deadline and run_status(run, extra) != SCORED:
+            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r, extra) != SCORED)
             break
         log.info("run %d of %d: %s", i + 1, len(runs), run.run_id)
         try:
-            (outcome.completed if run_one(run, cache, deadline, clock) else outcome.skipped).append(run.run_id)
+            done_now = run_one(run, cache, deadline, clock, extra)
+            (outcome.completed if done_now else outcome.skipped).append(run.run_id)
         except StudyDeadline as stop:
             log.warning("--max-hours reached: %s (its state is saved)", stop)
-            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r) != SCORED)
+            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r, extra) != SCORED)
             break
     return outcome

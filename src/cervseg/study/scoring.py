@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cervseg.data.cache import Cache
+from cervseg.errors import InputError
 from cervseg.infer.predictor import Predictor
 from cervseg.infer.segment import contour_case
 from cervseg.metrics.evaluate import CaseResult, evaluate_case, write_metrics_csv, write_slices_csv
@@ -38,6 +39,33 @@ def score_patients(checkpoint: Path, cache: Cache, patients: Sequence[str], thre
         labels, _ = contour_case(predictor, cache.volume(pid), show_progress=False)
         cases.append(evaluate_case(pid, reference, labels, score_missing=True))
     return cases
+
+
+def score_extra_cases(checkpoint: Path, cases: Path, names: Path | None = None,
+                      threads: int | None = None) -> list[CaseResult]:
+    """The checkpoint on each case of an extra test set, on the structures drawn there that it predicts.
+
+    Cases are read as `cervseg evaluate --reference` reads them (metrics.cases), so a clinic's
+    ROI names are matched through the catalogue and a names file.
+    """
+    from cervseg.metrics.cases import CaseReader, evaluation_template, find_cases
+    from cervseg.structures import Catalogue
+
+    predictor = Predictor.from_checkpoint(checkpoint, threads=threads)
+    catalogue = Catalogue.builtin(names)
+    reader = CaseReader(catalogue, evaluation_template(catalogue))
+    results = []
+    for case in find_cases(Path(cases), "extra test set")[1]:
+        reference = reader.reference(case)
+        if reference.image is None:
+            raise InputError(f"{case.path}: an extra test case needs its CT (DICOM, or image.nii.gz beside masks/)")
+        labels, _ = contour_case(predictor, reference.image, show_progress=False)
+        common = [n for n in reference.labels if n in labels]
+        if not common:
+            raise InputError(f"{case.path}: none of its structures ({', '.join(reference.labels) or 'none'}) "
+                             f"is predicted by the study's model ({', '.join(labels)})")
+        results.append(evaluate_case(case.patient, reference.labels, labels, structures=common))
+    return results
 
 
 def write_scores(cases: Sequence[CaseResult], folder: Path) -> None:
