@@ -122,8 +122,8 @@ def evaluate_claim(claim: ClaimConfig, cfg: StudyConfig, grouped: Mapping[str, S
     higher = METRICS[claim.metric].better == "higher"
     involved = {label, *baselines}
     missing_here = [m for m in missing if m.rsplit("-s", 1)[0] in involved]
-    result_verdict = verdict([t.test for t in tests], higher, cfg.alpha) if structures else verdict([], higher, cfg.alpha)
-    return ClaimResult(claim, label, baselines, structures, tests, result_verdict, missing_here)
+    return ClaimResult(claim, label, baselines, structures, tests, verdict([t.test for t in tests], higher, cfg.alpha),
+                       missing_here)
 
 
 def evaluate_claims(cfg: StudyConfig, scores: Sequence[RunScores], missing: Sequence[str]) -> list[ClaimResult]:

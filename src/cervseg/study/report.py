@@ -163,7 +163,7 @@ def write_study_report(study: Path, out: Path) -> Path:
         lines += extra_test_section(e.name, str(e.cases), runs, labels)
     with atomic_dir(out) as tmp:
         (tmp / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        write_table_csvs(tmp, grouped, [l for l in labels if l in grouped], structures)
+        write_table_csvs(tmp, grouped, [label for label in labels if label in grouped], structures)
         write_tests_csv(tmp / "tests.csv", claims, cfg.alpha)
         write_verdicts_csv(tmp / "verdicts.csv", claims)
         for c in claims:
@@ -186,7 +186,7 @@ def extra_test_section(name: str, cases: str, runs: Sequence, labels: Sequence[s
     grouped = by_label(scores)
     structures = _structures(scores)
     for metric in TABLE_METRICS:
-        lines += markdown_table(grouped, [l for l in labels if l in grouped], structures, metric) + [""]
+        lines += markdown_table(grouped, [label for label in labels if label in grouped], structures, metric) + [""]
     return lines
 
 
