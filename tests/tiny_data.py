@@ -95,7 +95,8 @@ def build_tiny_cache(out: Path, n: int = 4, *, shape=(24, 64, 64), val_fraction:
 PHANTOM_CROP = 80  # the tiny phantoms' body is about 75 px wide at 5.6 mm pixels
 
 
-def build_phantom_cache(out: Path, n: int = 4, *, val_fraction: float = 0.25, seed: int = 0) -> Path:
+def build_phantom_cache(out: Path, n: int = 4, *, val_fraction: float = 0.25, test_fraction: float = 0.0,
+                        seed: int = 0) -> Path:
     """A training cache of ``n`` tiny phantoms (PH00, PH01, ...), straight from the generator."""
     from cervseg.data.cache import PatientRecord, build_cache
     from cervseg.phantom.generator import generate_patient
@@ -111,5 +112,5 @@ def build_phantom_cache(out: Path, n: int = 4, *, val_fraction: float = 0.25, se
         return PatientRecord(vol, labels)
 
     build_cache(out, folders, read, list(STRUCTURE_NAMES), seed=seed,
-                val_fraction=val_fraction, test_fraction=0.0, extra={"template": "cervix"})
+                val_fraction=val_fraction, test_fraction=test_fraction, extra={"template": "cervix"})
     return Path(out)

@@ -40,6 +40,8 @@ COMMANDS = (
     "jobs_cmd:jobs",
     "review_cmd:review",
     "review_stats_cmd:review_stats",
+    "study_cmd:study",
+    "study_report_cmd:study_report",
 )
 
 

@@ -20,6 +20,7 @@ output channel: with merged femoral heads, one ``Femur_Head`` channel.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -353,6 +354,33 @@ class Trainer:
             "config": config_to_dict(self.cfg),
             "elapsed": self.elapsed,
         })
+
+    # ------------------------------------------------------------ probing
+
+    def time_steps(self, steps: int) -> tuple[float, float, int]:
+        """Seconds per optimiser step, seconds per validation pass, and steps per epoch.
+
+        Measured on ``steps`` real training steps (after one untimed warm-up step) and
+        ``steps`` validation batches (scaled to the whole pass) of this config, writing nothing (the ``cervseg study --dry-run`` time estimate).
+        """
+        self._build(resume=False)
+        limit = self.cfg.max_steps_per_epoch
+        per_epoch = min(len(self.train_loader), limit) if limit else len(self.train_loader)
+        done = max(1, min(steps, len(self.train_loader)))
+        self.cfg = self.cfg.model_copy(update={"max_steps_per_epoch": 1})
+        self._train_epoch(1)  # warm-up: the first step pays for allocations and kernel choice
+        self.cfg = self.cfg.model_copy(update={"max_steps_per_epoch": done})
+        t0 = time.perf_counter()
+        self._train_epoch(2)
+        step_seconds = (time.perf_counter() - t0) / done
+        self.ddp_model.eval()
+        timed = max(1, min(steps, len(self.val_loader)))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for batch in itertools.islice(self.val_loader, timed):
+                self.loss_fn(self.ddp_model(batch["image"].to(self.device)), self._targets(batch["label"]))
+        validation_seconds = (time.perf_counter() - t0) / timed * len(self.val_loader)
+        return step_seconds, validation_seconds, per_epoch
 
     # ------------------------------------------------------------ the loop
 
