@@ -66,6 +66,26 @@ def test_resampling_reproduces_a_linear_function_of_patient_position() -> None:
     np.testing.assert_allclose(back[inside], image[0][inside], atol=1e-3)
 
 
+@pytest.mark.parametrize("grid", [
+    SliceGrid((50, 60), (10.0, -5.0), (1.0, 1.0), (32, 32)),  # a crop padded past the left edge
+    SliceGrid((50, 60), (30.0, 40.0), (1.0, 1.0), (32, 32)),  # ... past the bottom and right edges
+    SliceGrid((50, 60), (-100.0, 0.0), (1.0, 1.0), (32, 32)),  # wholly outside: nothing covered
+    SliceGrid((50, 60), (3.3, -2.7), (1.5625, 0.8), (24, 40)),  # resampled, partly outside
+])
+def test_window_of_is_to_source_on_the_covered_window(grid: SliceGrid) -> None:
+    """What the predictor keeps per batch (``window_of`` pasted into zeros) is ``to_source`` exactly."""
+    net = np.random.default_rng(1).random((2, 3, *grid.shape)).astype(np.float32)
+    rows, cols = grid.covered_window()
+    pasted = np.zeros((2, 3, *grid.source_shape), np.float32)
+    pasted[..., rows, cols] = grid.window_of(net)
+    assert np.array_equal(pasted, grid.to_source(net, fill=0.0))
+    covered = np.zeros(grid.source_shape, bool)
+    covered[rows, cols] = True
+    assert np.array_equal(covered, grid.covered())
+    # the covered pixels are those that to_source fills from the network, no more, no fewer
+    assert np.array_equal(covered, ~np.isnan(grid.to_source(net[:1, :1], fill=np.nan)[0, 0]))
+
+
 def _wide_patient(width_mm: float, pixel_mm: float, matrix: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One slice: an elliptical body ``width_mm`` wide with femoral heads 15 mm inside its sides."""
     c = (matrix - 1) / 2.0

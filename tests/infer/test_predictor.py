@@ -44,6 +44,29 @@ def test_predict_matches_a_manual_forward_pass(checkpoint: Path) -> None:
     assert any(labels[n].any() for n in STRUCTURES) and not all(labels[n].all() for n in STRUCTURES)
 
 
+@pytest.mark.parametrize("rows", [40, 24])  # 24 rows: the 32-pixel crop runs past the image
+def test_probabilities_are_the_forward_pass_on_the_crop_and_zero_outside(checkpoint: Path, rows: int) -> None:
+    """Known answer for the QA probabilities: 1 + round(254 sigmoid) of a manual forward pass
+    where the crop lies on the CT, 0 everywhere else (the model did not look there)."""
+    predictor = Predictor.from_checkpoint(checkpoint, batch_size=2)
+    geometry = Geometry.axial((5, rows, 48), HFS.spacing, HFS.origin)
+    volume = Volume(np.ascontiguousarray(_volume(HFS).array[:, :rows]), geometry)
+    probabilities: dict[str, np.ndarray] = {}
+    predictor.predict(volume, show_progress=False, probabilities=probabilities)
+
+    pre = Preprocessor(PreprocessConfig.model_validate(predictor.metadata.preprocess))
+    box = pre.crop_box(volume.array)
+    x = torch.from_numpy(np.stack([pre.slice_input(volume.array, z, box) for z in range(5)]))
+    with torch.no_grad():
+        p = torch.sigmoid(predictor.model(x)).numpy()
+    y0, y1, x0 = max(box.y0, 0), min(box.y0 + 32, rows), box.x0
+    assert (y1 - y0 < 32) == (rows == 24)
+    for c, name in enumerate(STRUCTURES):
+        expected = np.zeros(geometry.shape, np.uint8)
+        expected[:, y0:y1, x0:x0 + 32] = (1 + np.clip(p[:, c, y0 - box.y0:y1 - box.y0], 0, 1) * 254).round()
+        assert np.array_equal(probabilities[name], expected), name
+
+
 def test_ffs_series_gets_the_same_masks_in_patient_space(checkpoint: Path) -> None:
     """The same patient stored FFS (mirrored array) must be contoured at the same LPS points."""
     predictor = Predictor.from_checkpoint(checkpoint)

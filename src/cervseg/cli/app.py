@@ -8,8 +8,10 @@ module imports `main`: the CLI has no import cycle and no app that fills up as a
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,3 +32,21 @@ def command(name: str, **options: Any) -> Callable[[F], F]:
         return func
 
     return mark
+
+
+@contextmanager
+def pipeline_imports() -> Iterator[None]:
+    """Import a command's pipeline (torch, scipy, pydicom, ...) with the cyclic collector paused.
+
+    Why: those imports allocate a few hundred thousand modules, functions and classes that
+    live until exit, and the collector would walk all of them several times while they load,
+    finding nothing to free (the cost is in docs/benchmarks.md, "Start-up"). The collector's
+    previous state comes back afterwards, also when an import fails.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

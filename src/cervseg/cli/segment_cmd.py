@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cervseg.cli.app import command
+from cervseg.cli.app import command, pipeline_imports
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def segment(
         _segment_all(dicom, out, model=model, nifti=nifti, seg=seg, flip_tta=tta, batch_size=batch_size,
                      names_file=names, threads=threads, qa=qa)
         return
-    from cervseg.infer.segment import segment_series
+    with pipeline_imports():
+        from cervseg.infer.segment import segment_series
 
     result = segment_series(dicom, out, model=model, series_uid=series, nifti=nifti, seg=seg,
                             flip_tta=tta, batch_size=batch_size, names_file=names, threads=threads, qa=qa)
@@ -71,7 +72,9 @@ def segment(
 def _segment_all(dicom: Path, out: Path, **options: object) -> None:
     """The batch, its summary table on stdout, and exit code 2 if any series failed."""
     from cervseg.cli.text import plain_table
-    from cervseg.infer.batch import segment_all_series
+
+    with pipeline_imports():
+        from cervseg.infer.batch import segment_all_series
 
     rows = segment_all_series(dicom, out, **options)  # type: ignore[arg-type]
     table = [("result", "slices", "seconds", "series", "folder", "output / reason")] + [

@@ -268,12 +268,39 @@ class SliceGrid:
             "posterior": ((body.ymax + 0.5) - bottom) * row_mm,
         }
 
+    def covered_window(self) -> tuple[slice, slice]:
+        """The CT rows and columns whose pixel centres the grid covers (empty slices if none).
+
+        ``covered()`` is this rectangle; ``window_of`` gives a network output on it.
+        """
+        top, bottom, left, right = self.extent()
+
+        def span(low: float, high: float, n: int) -> slice:
+            start = min(max(0, math.ceil(low)), n)
+            return slice(start, max(start, min(n, math.floor(high) + 1)))
+
+        return span(top, bottom, self.source_shape[0]), span(left, right, self.source_shape[1])
+
     def covered(self) -> np.ndarray:
         """(rows, cols) bool: the CT pixels whose centre the grid covers."""
-        top, bottom, left, right = self.extent()
-        ys = np.arange(self.source_shape[0])
-        xs = np.arange(self.source_shape[1])
-        return ((ys >= top) & (ys <= bottom))[:, None] & ((xs >= left) & (xs <= right))[None, :]
+        out = np.zeros(self.source_shape, dtype=bool)
+        out[self.covered_window()] = True
+        return out
+
+    def window_of(self, array: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """``to_source(array)`` on ``covered_window()`` only: what the network's output says there.
+
+        Why: outside that window ``to_source`` only fills; a caller that keeps the output in
+        zero-initialised CT-sized arrays need not allocate and fill the whole CT grid per batch.
+        A crop gives a view of ``array`` (no copy); a resampling grid resamples first.
+        """
+        arr = np.asarray(array)
+        self._check(arr, self.shape, "a network output")
+        rows, cols = self.covered_window()
+        if not self.integral:
+            return self.to_source(arr, fill=fill)[..., rows, cols]
+        y0, x0 = int(self.origin[0]), int(self.origin[1])
+        return arr[..., rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0]
 
 
 def grid_for(cfg: PreprocessConfig, body: BodyBox | None, shape: Iterable[int],

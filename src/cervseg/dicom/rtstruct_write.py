@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from pydicom import config as dicom_config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -151,7 +153,9 @@ def _contour_items(contours: list[SliceContour], series: SeriesInfo) -> tuple[Di
         item.ContourNumber = i
         values = _format_points(contour.points_lps)
         longest = max(longest, sum(map(len, values)) + len(values) - 1)
-        item.ContourData = values
+        # format_ds made every value valid DS already: pydicom's per-value check (a regex on
+        # each of ~100 000 numbers per structure set) is skipped, as its docs suggest for known-valid values
+        item.add(DataElement("ContourData", "DS", values, validation_mode=dicom_config.IGNORE))
         items.append(item)
     return items, longest
 

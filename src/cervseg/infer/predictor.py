@@ -130,33 +130,34 @@ class Predictor:
             crop, ", ".join(cut),
         )
 
-    def _masks_on_ct(self, probs: torch.Tensor, grid: SliceGrid, on_ct: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Decide the network's probabilities on the CT's own grid (resampled first, unless a crop).
+    def _masks_on_window(self, on_window: np.ndarray, grid: SliceGrid) -> dict[str, np.ndarray]:
+        """Decide the network's probabilities on the CT pixels the grid covers (``grid.window_of``).
 
-        ``on_ct``: ``probs`` already resampled to the CT grid (needed unless the grid is a crop).
+        Outside that window every mask is empty (the model did not look there).
         """
         spec = self.metadata.output
-        if grid.integral:
-            masks = spec.decode(probs, probabilities=True, threshold=self.threshold)
-            return {name: grid.to_source(m, fill=False) for name, m in masks.items()}
-        back = on_ct
-        if spec.mode == "multiclass":  # outside the crop is background: softmax sums stay 1
-            back = on_ct.copy()
+        back = on_window
+        if not grid.integral and spec.mode == "multiclass":  # resampled: background takes what softmax sums lack
+            back = on_window.copy()
             back[:, 0] += 1.0 - back.sum(axis=1)
         return spec.decode(torch.from_numpy(back), probabilities=True, threshold=self.threshold)
 
-    def _keep_probabilities(self, kept: dict[str, np.ndarray], on_ct: np.ndarray, grid: SliceGrid,
+    def _keep_probabilities(self, kept: dict[str, np.ndarray], on_window: np.ndarray, grid: SliceGrid,
                             zs: range, nz: int) -> None:
-        """Store one batch's channel probabilities (resampled to the CT grid) for ``predict(probabilities=...)``.
+        """Store one batch's channel probabilities on the CT grid for ``predict(probabilities=...)``.
 
-        uint8 1 + round(254 p): 0 is left for pixels the model never saw (outside its crop).
+        uint8 1 + round(254 p) on the covered window; 0 is left for pixels the model never saw
+        (outside its crop).
         """
-        values = (1 + np.clip(on_ct, 0.0, 1.0) * 254).round().astype(np.uint8)
-        values[..., ~grid.covered()] = 0
+        rows, cols = grid.covered_window()
+        scaled = np.clip(on_window, 0.0, 1.0)  # 1 + round(254 p), in place on one copy
+        scaled *= 254
+        scaled += 1
+        values = scaled.round(out=scaled).astype(np.uint8)
         for c, name in enumerate(self.metadata.channels):
             if name not in kept:
-                kept[name] = np.zeros((nz, *values.shape[-2:]), dtype=np.uint8)
-            kept[name][zs.start:zs.stop] = values[:, c]
+                kept[name] = np.zeros((nz, *grid.source_shape), dtype=np.uint8)
+            kept[name][zs.start:zs.stop, rows, cols] = values[:, c]
 
     def predict(
         self, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
@@ -189,21 +190,22 @@ class Predictor:
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
+            rows, cols = grid.covered_window()
             batches = list(self._batches(hu.shape[0]))
             bar = progress(batches, "segmenting", total=len(batches)) if show_progress else batches
             with torch.inference_mode():
                 for zs in bar:
                     x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
-                    probs = self._probabilities(torch.from_numpy(x))
-                    # resampled once per batch, for the masks and for the QA probabilities alike
-                    needed = probabilities is not None or not grid.integral
-                    on_ct = grid.to_source(probs.float().numpy(), fill=0.0) if needed else None
+                    probs = self._probabilities(torch.from_numpy(x)).float().numpy()
+                    # on the CT pixels the grid covers (the rest stays empty), resampled once per
+                    # batch for the masks and the QA probabilities alike
+                    on_window = grid.window_of(probs)
                     if probabilities is not None:
-                        self._keep_probabilities(kept, on_ct, grid, zs, hu.shape[0])
-                    for name, m in self._masks_on_ct(probs, grid, on_ct).items():
+                        self._keep_probabilities(kept, on_window, grid, zs, hu.shape[0])
+                    for name, m in self._masks_on_window(on_window, grid).items():
                         if name not in full:
                             full[name] = np.zeros(hu.shape, dtype=bool)
-                        full[name][zs.start:zs.stop] = m
+                        full[name][zs.start:zs.stop, rows, cols] = m
         finally:
             torch.set_num_threads(previous_threads)
         if probabilities is not None:
