@@ -244,10 +244,14 @@ class SliceGrid:
         self._check(arr, self.shape, "a network output")
         if self.integral:
             return uncrop(arr, self.crop_box, fill=fill)
-        rows = (np.arange(self.source_shape[0], dtype=np.float64) - self.origin[0]) / self.step[0]
-        cols = (np.arange(self.source_shape[1], dtype=np.float64) - self.origin[1]) / self.step[1]
-        out = _linear_along(arr, arr.ndim - 2, rows, fill)
-        return _linear_along(out, arr.ndim - 1, cols, fill)
+        return self._resampled_to_source(arr, slice(0, self.source_shape[0]), slice(0, self.source_shape[1]), fill)
+
+    def _resampled_to_source(self, arr: np.ndarray, rows: slice, cols: slice, fill: float) -> np.ndarray:
+        """A network output linearly resampled onto the CT rows ``rows`` and columns ``cols`` only."""
+        ys = (np.arange(rows.start, rows.stop, dtype=np.float64) - self.origin[0]) / self.step[0]
+        xs = (np.arange(cols.start, cols.stop, dtype=np.float64) - self.origin[1]) / self.step[1]
+        out = _linear_along(arr, arr.ndim - 2, ys, fill)
+        return _linear_along(out, arr.ndim - 1, xs, fill)
 
     def extent(self) -> tuple[float, float, float, float]:
         """(top, bottom, left, right) edges the grid covers, in CT index units (pixel edges at +-0.5)."""
@@ -292,13 +296,13 @@ class SliceGrid:
 
         Why: outside that window ``to_source`` only fills; a caller that keeps the output in
         zero-initialised CT-sized arrays need not allocate and fill the whole CT grid per batch.
-        A crop gives a view of ``array`` (no copy); a resampling grid resamples first.
+        A crop gives a view of ``array`` (no copy); a resampling grid resamples onto the window.
         """
         arr = np.asarray(array)
         self._check(arr, self.shape, "a network output")
         rows, cols = self.covered_window()
-        if not self.integral:
-            return self.to_source(arr, fill=fill)[..., rows, cols]
+        if not self.integral:  # resampled onto the window alone, not onto the whole CT and then cut
+            return self._resampled_to_source(arr, rows, cols, fill)
         y0, x0 = int(self.origin[0]), int(self.origin[1])
         return arr[..., rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0]
 
