@@ -7,12 +7,8 @@ script builds those references once, contours each case in-process with the same
 `contour_case` that `cervseg segment` runs (post-processing, femoral-head siding and scope
 checks included), and scores it with cervseg's metrics.
 
-References (../shared/data/README.md):
-- pelvic-ref-002: manual contours Vescica -> Bladder, Retto -> Rectum, FemoreSinistro ->
-  Femur_Head_L, FemoreDestro -> Femur_Head_R; bone labels pelvis (1) + sacrum (3) -> BoneMarrow.
-- totalseg-example (TotalSegmentator labels, a model's, not a clinician's): urinary_bladder
-  (104) -> Bladder, hip_left + hip_right + sacrum (90, 91, 92) -> BoneMarrow, small_bowel
-  (55) -> Bowel_Small.
+References: `real_cases.py` (the same module adds the cases to a training set).
+A model scored here must not have seen the case: `--cases` picks the unseen ones.
 
 Usage:
     python scripts/evaluate_real.py --model src/cervseg/weights/builtin --name builtin --out build/real/builtin.csv
@@ -25,64 +21,27 @@ import argparse
 import csv
 import logging
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+from real_cases import CASES, DATA
+
 FIELDS = ["model", "case", "structure", "reference", "dice_3d", "hd95_3d_mm", "volume_ref_ml",
           "volume_pred_ml", "slices_reference", "slices_missed", "slices_false_positive"]
 log = logging.getLogger("evaluate_real")
 
 
-def load_002():
-    """The 002 CT and its references, keyed by cervix structure name, with their source."""
-    from cervseg.dicom.rasterize import read_structures
-    from cervseg.dicom.rtstruct_read import read_rtstruct
-    from cervseg.dicom.series import read_ct_series
-
-    folder = DATA / "pelvic-ref-002"
-    volume = read_ct_series(folder / "dicom")
-    manual, _ = read_structures(read_rtstruct(next((folder / "dicom").glob("RS*.dcm"))), volume, "prostate")
-    raw = zlib.decompress((folder / "bone-labels" / "label.zraw").read_bytes())
-    bones = np.frombuffer(raw, np.int16).reshape(volume.array.shape)  # same grid (data README), z-y-x
-    references = {name: (manual[name], "manual contour") for name in
-                  ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")}
-    references["BoneMarrow"] = (np.isin(bones, (1, 3)), "bone labels: pelvis + sacrum")
-    return volume, references
-
-
-def load_totalseg():
-    """The totalseg-example CT (on its own NIfTI grid) and its label-map references."""
-    from cervseg.nifti import load_3d, read_volume
-
-    folder = DATA / "totalseg-example"
-    volume = read_volume(folder / "example_ct.nii.gz")
-    _, seg = load_3d(folder / "example_seg.nii.gz", "label map")
-    labels = np.ascontiguousarray(np.transpose(np.asarray(seg), (2, 1, 0)))  # same affine as the CT
-    references = {
-        "Bladder": (labels == 104, "TotalSegmentator urinary_bladder"),
-        "BoneMarrow": (np.isin(labels, (90, 91, 92)), "TotalSegmentator hips + sacrum"),
-        "Bowel_Small": (labels == 55, "TotalSegmentator small_bowel"),
-    }
-    return volume, references
-
-
-CASES = {"pelvic-ref-002": load_002, "totalseg-example": load_totalseg}
-
-
-def score(model: Path, name: str) -> list[dict[str, str]]:
-    """Contour every real case with the checkpoint and score each referenced structure."""
+def score(model: Path, name: str, cases: list[str]) -> list[dict[str, str]]:
+    """Contour the real cases with the checkpoint and score each referenced structure."""
     from cervseg.infer.predictor import Predictor
     from cervseg.infer.segment import contour_case
     from cervseg.metrics.evaluate import format_value, structure_metrics
 
     predictor = Predictor.from_checkpoint(model)
     rows = []
-    for case, loader in CASES.items():
-        volume, references = loader()
+    for case in cases:
+        volume, references = CASES[case]()
         labels, _ = contour_case(predictor, volume, show_progress=False)
         for structure, (reference, source) in references.items():
             predicted = labels[structure] if structure in labels else np.zeros(reference.shape, bool)
@@ -116,6 +75,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="checkpoint folder")
     parser.add_argument("--name", help="label of the model in the CSV and table")
     parser.add_argument("--out", type=Path, help="CSV to write")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES),
+                        help="the real cases to score (those the model did not see; default: both)")
     parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these CSVs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -127,7 +88,7 @@ def main() -> int:
     if not DATA.is_dir():
         log.error("%s: the real cases are not there (see ../shared/data/README.md)", DATA)
         return 2
-    rows = score(args.model, args.name)
+    rows = score(args.model, args.name, args.cases)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)

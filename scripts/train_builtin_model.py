@@ -12,6 +12,7 @@ phantom patients that writes the figures quoted in docs/benchmarks.md.
 Usage:
     python scripts/train_builtin_model.py --work build/builtin                 # the shipped model
     python scripts/train_builtin_model.py --work build/builtin --recipe no-sim-to-real --no-install
+    python scripts/train_builtin_model.py --work build/builtin --recipe real-002 --no-install
     python scripts/train_builtin_model.py --work build/builtin --evaluate-only
 
 Resumable: phantoms and the cache are kept in --work, and a recipe whose run folder holds a
@@ -85,9 +86,21 @@ SIM_TO_REAL = {
 }
 
 RECIPES = {
-    "sim-to-real": "mm plan, realistic phantoms, sim-to-real augmentations (the shipped model)",
+    "sim-to-real": "mm plan, realistic phantoms, sim-to-real augmentations",
     "no-sim-to-real": "mm plan, realistic phantoms, no sim-to-real augmentations (the ablation)",
+    "real-002": "the sim-to-real model fine-tuned on phantoms + pelvic-ref-002 (scored on totalseg-example)",
+    "real-totalseg": "the sim-to-real model fine-tuned on phantoms + totalseg-example (scored on pelvic-ref-002)",
+    "real-both": "the sim-to-real model fine-tuned on phantoms + both real cases (the shipped model)",
 }
+# The real cases of each fine-tuning recipe (scripts/real_cases.py). Each keeps only its own
+# references (partial labels: 002 has no small bowel, totalseg-example no rectum or femoral
+# heads) and, being one patient among 24 phantoms, counts REAL_REPEAT times per pass (about
+# a third of the slices). Fine-tuning starts from the sim-to-real model at a quarter of its
+# learning rate, so the phantoms' shapes are kept while real texture is learnt.
+REAL_CASES = {"real-002": ["pelvic-ref-002"], "real-totalseg": ["totalseg-example"],
+              "real-both": ["pelvic-ref-002", "totalseg-example"]}
+REAL_REPEAT = 6
+FINE_TUNE = {"epochs": 6, "lr": 0.0005}
 
 
 def train_config(recipe: str, epochs: int, model: str, width: int) -> dict:
@@ -114,11 +127,37 @@ def make_cache(work: Path, patients: int, seed: int) -> Path:
     return work / "cache"
 
 
-def train(work: Path, recipe: str, epochs: int, model: str, width: int, resume: bool = False) -> Path:
-    """Cache -> trained checkpoint (work/RECIPE/run/best); ``resume`` continues a run to ``epochs``."""
+def real_cache(work: Path, recipe: str) -> Path:
+    """The recipe's real cases -> a partially labelled training cache (made once)."""
+    from real_cases import build_real_cache
+    from cervseg.structures import Catalogue, load_template
+
+    out = work / f"cache-{recipe}"
+    if not (out / "manifest.json").is_file():
+        build_real_cache(out, REAL_CASES[recipe], load_template("cervix", Catalogue.builtin()).structures)
+    return out
+
+
+def train(work: Path, recipe: str, epochs: int, model: str, width: int, resume: bool = False,
+          base: Path | None = None) -> Path:
+    """Cache -> trained checkpoint (work/RECIPE/run/best); ``resume`` continues a run to ``epochs``.
+
+    A real-* recipe fine-tunes ``base`` (default: this work folder's sim-to-real model,
+    trained first if missing) on the phantoms plus its real cases."""
     folder = work / recipe
     folder.mkdir(parents=True, exist_ok=True)
-    config = train_config(recipe, epochs, model, width)
+    if recipe in REAL_CASES:
+        if base is None:
+            base = work / "sim-to-real" / "run" / "best"
+            if not (base / "checkpoint.json").is_file():
+                train(work, "sim-to-real", TRAIN_CONFIG["epochs"], model, width)
+        config = train_config("sim-to-real", FINE_TUNE["epochs"], model, width)
+        config["model"]["init_from"] = str(base.resolve())
+        config["optimizer"] = {"lr": FINE_TUNE["lr"]}
+        config["data"] = dict(config["data"], extra_train=[
+            {"cache": str(real_cache(work, recipe).resolve()), "repeat": REAL_REPEAT}])
+    else:
+        config = train_config(recipe, epochs, model, width)
     config["data"] = dict(config["data"], cache=str((work / "cache").resolve()))
     (folder / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     resume = resume or (folder / "run" / "last").is_dir()
@@ -134,10 +173,13 @@ def install(best: Path, recipe: str, patients: int, seed: int) -> None:
     loaded = load_checkpoint(best)
     meta = loaded.metadata
     summary = dict(meta.training_summary)
+    real = REAL_CASES.get(recipe, [])
+    seen = (f"and the real CT{'s' if len(real) > 1 else ''} {' and '.join(real)} of ../shared/data "
+            "(public data sets, partial labels: scripts/real_cases.py)" if real else
+            "only; no real patient was seen in training")
     summary["description"] = (
-        f"cervseg synthetic phantoms only (preset default, {patients} patients, seed {seed}; "
-        f"{RECIPES[recipe]}); no real patient was seen in training; "
-        "NOT for clinical use: validate on your own contours, or train on them"
+        f"cervseg synthetic phantoms (preset default, {patients} patients, seed {seed}) {seen}; "
+        f"{RECIPES[recipe]}; NOT for clinical use: validate on your own contours, or train on them"
     )
     summary["recipe"] = f"scripts/train_builtin_model.py --recipe {recipe}"
     template = load_template("cervix")
@@ -196,12 +238,14 @@ def main() -> int:
     parser.add_argument("--no-install", action="store_true", help="train only (an ablation recipe)")
     parser.add_argument("--evaluate-only", action="store_true")
     parser.add_argument("--resume", action="store_true", help="continue an earlier run up to --epochs")
+    parser.add_argument("--base", type=Path, help="real-* recipes: the checkpoint to fine-tune "
+                        "(default: WORK/sim-to-real/run/best, trained first if missing)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.evaluate_only:
         make_cache(args.work, args.patients, args.seed)
-        best = train(args.work, args.recipe, args.epochs, args.model, args.width, args.resume)
+        best = train(args.work, args.recipe, args.epochs, args.model, args.width, args.resume, args.base)
         if args.no_install:
             return 0
         install(best, args.recipe, args.patients, args.seed)

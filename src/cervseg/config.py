@@ -179,6 +179,9 @@ class ModelConfig(_Strict):
     init: Literal["model", "xavier_uniform"] = Field(
         "model", description="xavier_uniform re-initialises conv weights (paper 000); model keeps the model's own"
     )
+    init_from: Path | None = Field(
+        None, description="start from this checkpoint's weights (fine-tuning; same architecture, channels and plan)"
+    )
 
 
 class LossConfig(_Strict):
@@ -214,8 +217,18 @@ class GridSearchConfig(_Strict):
         return self
 
 
+class ExtraTrainingCache(_Strict):
+    """Another cache whose patients all train (none validate): e.g. a few real cases beside phantoms."""
+
+    cache: Path = Field(..., description="folder written by `cervseg dataset`")
+    repeat: int = Field(1, ge=1, description="each of its slices counts this many times per pass")
+
+
 class DataConfig(_Strict):
     cache: Path = Field(..., description="folder written by `cervseg dataset`")
+    extra_train: list[ExtraTrainingCache] = Field(
+        default_factory=list, description="more caches whose patients are added to the training split only"
+    )
     template: str | None = Field(None, description="train on this template's structures (default: all of the cache)")
     structures: list[str] | None = Field(None, description="or an explicit list of structure names")
     empty_slice_fraction: float = Field(
@@ -257,8 +270,12 @@ class TrainConfig(_Strict):
 
     def resolve_paths(self, base: Path) -> "TrainConfig":
         """A copy whose relative paths are taken relative to ``base`` (the config's folder)."""
-        data = self.data.model_copy(update={"cache": _under(base, self.data.cache)})
-        return self.model_copy(update={"data": data, "out_dir": _under(base, self.out_dir)})
+        extra = [e.model_copy(update={"cache": _under(base, e.cache)}) for e in self.data.extra_train]
+        data = self.data.model_copy(update={"cache": _under(base, self.data.cache), "extra_train": extra})
+        model = self.model
+        if model.init_from is not None:
+            model = model.model_copy(update={"init_from": _under(base, model.init_from)})
+        return self.model_copy(update={"data": data, "out_dir": _under(base, self.out_dir), "model": model})
 
 
 def _check_ae_title(title: str) -> str:

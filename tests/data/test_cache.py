@@ -138,3 +138,51 @@ def test_cache_reader_errors(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "x"}))
     with pytest.raises(InputError, match="not a version-1"):
         Cache(tmp_path)
+
+
+def test_partial_labels_keep_a_patient_with_some_structures_and_record_which(tmp_path):
+    folders = _folders(tmp_path, 3)
+    bad = {"P01": "missing"}  # P01 has no Rectum
+    with pytest.raises(InputError, match='missing structures: Rectum'):  # by default P01 is refused
+        build_cache(tmp_path / "strict", folders[1:2], _reader(bad), STRUCTURES, val_fraction=0, test_fraction=0)
+    build_cache(tmp_path / "cache", folders, _reader(bad), STRUCTURES, val_fraction=0.0, test_fraction=0.0,
+                partial=True)
+    cache = Cache(tmp_path / "cache")
+    assert cache.patients == ["P00", "P01", "P02"]
+    assert cache.labelled("P01") == [s for s in STRUCTURES if s != "Rectum"]
+    assert cache.labelled("P00") == list(STRUCTURES)
+    _, truth = tiny_patient(1)
+    masks = cache.masks("P01")
+    assert not masks[STRUCTURES.index("Rectum")].any()  # stored empty, marked not contoured
+    np.testing.assert_array_equal(masks[STRUCTURES.index("Bladder")], truth["Bladder"])
+    assert cache.entry("P01")["voxels"]["Rectum"] == 0
+
+
+def test_partial_labels_still_refuse_no_structures_and_empty_contoured_ones(tmp_path):
+    folders = _folders(tmp_path, 3)
+
+    def read(folder: Path) -> PatientRecord:
+        vol, labels = tiny_patient(int(folder.name[1:]))
+        if folder.name == "P00":
+            return PatientRecord(vol, labels.subset([]))
+        if folder.name == "P01":
+            labels = labels.subset(["Bladder", "Rectum"])
+            labels["Bladder"] = np.zeros_like(labels["Bladder"])
+        return PatientRecord(vol, labels)
+
+    manifest = build_cache(tmp_path / "cache", folders, read, STRUCTURES, val_fraction=0.0, test_fraction=0.0,
+                           partial=True)
+    reasons = {s["patient"]: s["reason"] for s in manifest["skipped"]}
+    assert list(manifest["patients"]) == ["P02"]
+    assert reasons["P00"].startswith("missing structures") and reasons["P01"] == "empty structures: Bladder"
+
+
+def test_caches_made_before_partial_labels_read_as_fully_labelled(tmp_path):
+    build_cache(tmp_path / "cache", _folders(tmp_path, 2), _reader(), STRUCTURES, val_fraction=0.0,
+                test_fraction=0.0)
+    manifest_path = tmp_path / "cache" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["patients"].values():
+        del entry["labelled"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert Cache(tmp_path / "cache").labelled("P00") == list(STRUCTURES)

@@ -102,3 +102,29 @@ def test_resolve_preprocess_measures_zscore_in_crop(cache):
     vals = np.concatenate([pre.volume_input(tiny_patient(i)[0].array)[0].ravel() for i in (0, 1)])
     assert abs(vals.mean()) < 1e-3 and abs(vals.std() - 1) < 1e-3
     assert resolve_preprocess(cache, ["P00"], resolved) is resolved
+
+
+def test_extra_caches_add_their_patients_repeated_and_say_what_was_contoured(cache, tmp_path):
+    from cervseg.data.cache import PatientRecord, build_cache
+
+    (tmp_path / "src" / "R07").mkdir(parents=True)
+
+    def read(folder):
+        vol, labels = tiny_patient(7)
+        return PatientRecord(vol, labels.subset(["Bladder", "Femur_Head_L"]))
+
+    build_cache(tmp_path / "real", [tmp_path / "src" / "R07"], read, STRUCTURES, val_fraction=0.0,
+                test_fraction=0.0, partial=True)
+    real = Cache(tmp_path / "real")
+    cfg = PreprocessConfig(intensity="window", crop_size=64)
+    alone = SliceDataset(cache, ["P00"], STRUCTURES, cfg, empty_fraction=0.0)
+    extra = SliceDataset(real, ["R07"], STRUCTURES, cfg, empty_fraction=0.0)
+    both = SliceDataset(cache, ["P00"], STRUCTURES, cfg, empty_fraction=0.0, extra=[(real, "R07", 3)])
+    assert len(both) == len(alone) + 3 * len(extra)
+    assert both.patients == ["P00", "real/R07"]
+    assert both.summary()["partially_labelled"] == {"real/R07": ["Bladder", "Femur_Head_L"]}
+    first_real = next(i for i, (pi, _) in enumerate(both.items) if pi == 1)
+    item = both[first_real]
+    assert item["labelled"].tolist() == [s in ("Bladder", "Femur_Head_L") for s in STRUCTURES]
+    assert both[0]["labelled"].all()
+    torch.testing.assert_close(item["image"], extra[0]["image"], rtol=0, atol=0)

@@ -270,3 +270,12 @@ def test_output_spec_dict_round_trip():
     data = spec.to_dict()
     assert data["channels"] == ["background", "Bladder", "CTV_UV", "Femur_Head"]
     assert OutputSpec.from_dict(data) == spec
+
+
+def test_labelled_channels_merged_head_needs_both_heads():
+    spec = OutputSpec(("Bladder", "Femur_Head_L", "Femur_Head_R", "Rectum"), "multilabel", merge_femoral_heads=True)
+    labelled = torch.tensor([[True, True, True, False], [False, True, False, True]])
+    assert spec.channels == ["Bladder", "Femur_Head", "Rectum"]
+    assert spec.labelled_channels(labelled).tolist() == [[True, True, False], [False, False, True]]
+    with pytest.raises(ValueError, match="multilabel"):
+        OutputSpec(("Bladder",), "multiclass").labelled_channels(labelled[:, :1])

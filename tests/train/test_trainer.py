@@ -188,3 +188,73 @@ def test_bad_inputs_are_one_line_errors(cache_dir, tmp_path):
         train(make_cfg(cache_dir, tmp_path / "b", data={"structures": ["Bladder", "Prostate"]}))
     with pytest.raises(InputError, match="nothing to resume"):
         train(make_cfg(cache_dir, tmp_path / "c"), resume=True)
+
+
+@pytest.fixture(scope="module")
+def partial_cache(cache_dir, tmp_path_factory):
+    """One more phantom whose only contours are Bladder and the two femoral heads."""
+    from cervseg.data.cache import PatientRecord, build_cache
+    from cervseg.phantom.generator import generate_patient
+
+    root = tmp_path_factory.mktemp("partial")
+    (root / "src" / "RX01").mkdir(parents=True)
+
+    def read(folder):
+        vol, labels = generate_patient(977, "tiny")
+        return PatientRecord(vol, labels.subset(["Bladder", "Femur_Head_L", "Femur_Head_R"]))
+
+    build_cache(root / "cache", [root / "src" / "RX01"], read, Cache(cache_dir).structures, val_fraction=0.0,
+                test_fraction=0.0, partial=True)
+    return root / "cache"
+
+
+def test_unlabelled_channels_add_no_gradient_and_no_loss(cache_dir, partial_cache, tmp_path):
+    cfg = make_cfg(cache_dir, tmp_path / "run", merge_femoral_heads=True,
+                   data={"extra_train": [{"cache": str(partial_cache), "repeat": 2}]})
+    trainer = Trainer(cfg)
+    trainer._build(resume=False)
+    real = [i for i, (pi, _) in enumerate(trainer.train_ds.items) if pi == len(trainer.train_ids)]
+    batch = torch.utils.data.default_collate([trainer.train_ds[i] for i in real[:2]] + [trainer.train_ds[0]])
+    logits = torch.randn(3, len(trainer.channels), *batch["label"].shape[-2:], requires_grad=True)
+    y = trainer._targets(batch["label"])
+    trainer.loss_fn(*trainer._leave_out_unlabelled(logits, y, batch["labelled"])).backward()
+    contoured = {"Bladder", "Femur_Head"}
+    for c, name in enumerate(trainer.channels):
+        assert bool(logits.grad[2, c].abs().sum() > 0), name  # the phantom slice: every channel learns
+        assert bool(logits.grad[:2, c].abs().sum() > 0) == (name in contoured), name
+    # the left-out channels neither add to nor dilute the Dice term: a perfect prediction of the
+    # contoured channels on the partly labelled slices scores the same Dice loss as on a full label
+    perfect = torch.where(y[:2] > 0, 30.0, -30.0)
+    left_out = trainer._leave_out_unlabelled(perfect, y[:2], batch["labelled"][:2])
+    assert trainer.loss_fn.dice(*left_out).item() < 1e-3
+
+
+def test_extra_training_cache_is_trained_on_and_recorded(cache_dir, partial_cache, tmp_path):
+    cfg = make_cfg(cache_dir, tmp_path / "run", epochs=1, data={"extra_train": [{"cache": str(partial_cache)}]})
+    meta = load_checkpoint(train(cfg).checkpoint).metadata
+    summary = meta.training_summary
+    assert summary["extra_train_patients"] == {"cache/RX01": 1}
+    assert summary["seen"]["patients"] == len(Cache(cache_dir).split("train")) + 1
+    with pytest.raises(ConfigError, match="partial labels"):
+        train(make_cfg(cache_dir, tmp_path / "mc", output_mode="multiclass",
+                       data={"extra_train": [{"cache": str(partial_cache)}]}))
+
+
+def test_init_from_starts_at_the_checkpoints_weights_and_refuses_another_network(cache_dir, tmp_path):
+    first = train(make_cfg(cache_dir, tmp_path / "first", epochs=1))
+    tuned = train(make_cfg(cache_dir, tmp_path / "tuned", epochs=1, optimizer={"lr": 1e-12},
+                           model={"init_from": str(first.checkpoint)}))
+    a = dict(load_checkpoint(first.checkpoint).model.named_parameters())  # weights; BN statistics move
+    b = dict(load_checkpoint(tuned.checkpoint).model.named_parameters())
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)
+    assert load_checkpoint(tuned.checkpoint).metadata.training_summary["init_from"] == str(first.checkpoint)
+    scratch = load_checkpoint(train(make_cfg(cache_dir, tmp_path / "scratch", epochs=1,
+                                             optimizer={"lr": 1e-12, "betas": [0.9, 0.999]},
+                                             seed=1)).checkpoint).model.named_parameters()
+    assert any(not torch.allclose(p, a[k]) for k, p in scratch)  # a fresh start differs
+    with pytest.raises(ConfigError, match="model.init_from .* its model differ"):
+        train(make_cfg(cache_dir, tmp_path / "wide", model={"base_width": 8, "init_from": str(first.checkpoint)}))
+    with pytest.raises(ConfigError, match="preprocess plan differ"):
+        train(make_cfg(cache_dir, tmp_path / "plan", preprocess={"window_width": 500},
+                       model={"init_from": str(first.checkpoint)}))

@@ -20,7 +20,10 @@ HELP = (
     "structures as bit-packed masks, memory-mappable, with manifest.json.\n\n"
     "A patient whose CT geometry is refused or whose RTSTRUCT lacks a structure (or has it "
     "empty) is skipped and listed in the manifest with the reason; nothing of it is written. "
-    "Patients are split into train/val/test at patient level, reproducibly from --seed."
+    "Patients are split into train/val/test at patient level, reproducibly from --seed.\n\n"
+    "--partial-labels keeps a patient that has only some of the structures (an older export, "
+    "a case contoured for another site): the others are recorded as not contoured, and "
+    "training leaves them out of that patient's loss instead of learning 'nothing there'."
 )
 EXAMPLE = """\
 Examples:
@@ -61,6 +64,8 @@ def dataset(
     seed: int = typer.Option(0, "--seed", help="Seed of the patient-level split."),
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Share of patients for validation."),
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Share of patients held out for testing."),
+    partial_labels: bool = typer.Option(False, "--partial-labels",
+                                        help="Keep patients with only some of the structures (multilabel training)."),
 ) -> None:
     """Build a training cache from DICOM exports (see HELP)."""
     from cervseg.data.cache import build_cache, dicom_patient_reader, patient_folders
@@ -70,10 +75,10 @@ def dataset(
     folders = patient_folders(dicom)
     log.info("%d patient folders under %s; structures: %s", len(folders), dicom, ", ".join(chosen))
     manifest = build_cache(
-        out, folders, dicom_patient_reader(tmpl_name, names, chosen), chosen, seed=seed,
-        val_fraction=val_fraction, test_fraction=test_fraction, root=dicom,
+        out, folders, dicom_patient_reader(tmpl_name, names, chosen, partial_labels), chosen, seed=seed,
+        val_fraction=val_fraction, test_fraction=test_fraction, root=dicom, partial=partial_labels,
         extra={"template": tmpl_name, "source_root": str(dicom.resolve()),
-               "names_file": str(names.resolve()) if names else None},
+               "names_file": str(names.resolve()) if names else None, "partial_labels": partial_labels},
     )
     sp = manifest["splits"]
     log.info("wrote %s: %d patients (train %d, val %d, test %d), %d skipped", out, len(manifest["patients"]),

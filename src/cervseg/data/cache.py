@@ -13,8 +13,10 @@ Layout::
     CACHE/patients/<id>/masks.npy       uint8 (z, S, y, ceil(x/8)), np.packbits(axis=-1, bitorder="little")
 
 A patient whose structures are missing/empty or whose geometry is refused is listed under
-``skipped`` with the reason and has no folder. The whole cache is written to a temporary
-folder and renamed only when complete.
+``skipped`` with the reason and has no folder. With ``partial`` labels a patient that has
+only some of the structures is kept: the others are stored as empty masks and left out of
+its ``labelled`` list, so training does not teach "nothing here" where nobody contoured.
+The whole cache is written to a temporary folder and renamed only when complete.
 """
 
 from __future__ import annotations
@@ -82,9 +84,10 @@ Reader = Callable[[Path], PatientRecord]
 class CacheWriter:
     """Collects patients into a folder (the caller makes that folder atomic)."""
 
-    def __init__(self, folder: Path, structures: Sequence[str]):
+    def __init__(self, folder: Path, structures: Sequence[str], partial: bool = False):
         self.folder = Path(folder)
         self.structures = list(structures)
+        self.partial = bool(partial)
         self.patients: dict[str, dict[str, Any]] = {}
         self.skipped: list[dict[str, str]] = []
 
@@ -92,14 +95,18 @@ class CacheWriter:
         """Raise a CervsegError naming the reason when this patient cannot be used."""
         vol, labels = record.volume, record.labels
         missing = [s for s in self.structures if s not in labels]
-        if missing:
+        if missing and not (self.partial and len(missing) < len(self.structures)):
             raise InputError(f"missing structures: {', '.join(missing)}")
         labels.require_grid(vol.geometry)
-        empty = [s for s in self.structures if not labels[s].any()]
+        empty = [s for s in self.labelled(labels) if not labels[s].any()]
         if empty:
             raise InputError(f"empty structures: {', '.join(empty)}")
         if pid in self.patients:
             raise InputError(f"patient id '{pid}' appears twice")
+
+    def labelled(self, labels: LabelMap) -> list[str]:
+        """The structures this patient has contours of (all of them unless labels are partial)."""
+        return [s for s in self.structures if s in labels]
 
     def add(self, pid: str, record: PatientRecord, source: str = "") -> None:
         """Check then write one patient; nothing is written when the check fails."""
@@ -111,11 +118,14 @@ class CacheWriter:
         voxels = np.zeros(len(self.structures), dtype=np.int64)
         on_slice = np.zeros((len(self.structures), shape[0]), dtype=bool)
         clipped = 0
+        labelled = self.labelled(labels)
+        blank = np.zeros(shape[1:], dtype=bool)
         for z in range(shape[0]):  # slice by slice: memory stays a few slices, not a few volumes
             hu = np.rint(np.asarray(vol.array[z], dtype=np.float64))
             clipped += int(np.count_nonzero((hu < INT16_MIN) | (hu > INT16_MAX)))
             image[z] = np.clip(hu, INT16_MIN, INT16_MAX)
-            masks = np.stack([np.asarray(labels[s][z], dtype=bool) for s in self.structures])
+            masks = np.stack([np.asarray(labels[s][z], dtype=bool) if s in labelled else blank
+                              for s in self.structures])
             packed[z] = np.packbits(masks, axis=-1, bitorder="little")
             voxels += masks.sum(axis=(1, 2))
             on_slice[:, z] = masks.any(axis=(1, 2))
@@ -134,6 +144,7 @@ class CacheWriter:
             "slices_with_structure": {s: int(on_slice[i].sum()) for i, s in enumerate(self.structures)},
             "slices_with_any_structure": int(on_slice.any(axis=0).sum()),
             "hu_clipped_voxels": clipped,
+            "labelled": labelled,
             **{k: v for k, v in record.info.items() if k not in ("geometry", "voxels")},
         }
         if clipped:
@@ -176,13 +187,15 @@ def patient_folders(root: Path) -> list[Path]:
     return folders
 
 
-def dicom_patient_reader(template_name: str, names: Path | None, structures: Sequence[str]) -> Reader:
+def dicom_patient_reader(template_name: str, names: Path | None, structures: Sequence[str],
+                         partial: bool = False) -> Reader:
     """A Reader of patient DICOM folders (CT + RTSTRUCT) for ``build_cache``.
 
     Only the trained ``structures`` are reported missing; a patient lacking one is refused
     with a StructureError that names the ROIs nobody knows (the likely culprits for a
-    clinic's own naming). Records are stored in the HFS layout so FFS/prone patients do not
-    teach the network mirrored anatomy.
+    clinic's own naming); with ``partial`` only a patient lacking all of them is. Records
+    are stored in the HFS layout so FFS/prone patients do not teach the network mirrored
+    anatomy.
     """
     from cervseg.dicom.patient import read_patient  # pydicom: only when DICOM is read
 
@@ -193,16 +206,17 @@ def dicom_patient_reader(template_name: str, names: Path | None, structures: Seq
     def read(folder: Path) -> PatientRecord:
         patient = read_patient(folder, template, names)
         missing = [s for s in structures if s not in patient.labels]
-        if missing:
+        if missing and not (partial and len(missing) < len(structures)):
             unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
             hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
             raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
         info = {
             "rtstruct": str(patient.rtstruct_path),
-            "roi_names": {s: patient.match.matched.get(s, s) for s in structures},
+            "roi_names": {s: patient.match.matched.get(s, s) for s in structures if s in patient.labels},
         }
+        found = [s for s in structures if s in patient.labels]
         return PatientRecord(canonical_volume(patient.volume),
-                             canonical_labels(patient.labels.subset(structures)), info)
+                             canonical_labels(patient.labels.subset(found)), info)
 
     return read
 
@@ -224,6 +238,7 @@ def build_cache(
     test_fraction: float = 0.15,
     extra: dict[str, Any] | None = None,
     root: Path | None = None,
+    partial: bool = False,
 ) -> dict:
     """Read every patient folder with ``reader`` and write the cache atomically; returns the manifest.
 
@@ -234,7 +249,7 @@ def build_cache(
     folders = list(folders)
     _check_output(out, root)
     with atomic_dir(out) as tmp:
-        writer = CacheWriter(tmp, structures)
+        writer = CacheWriter(tmp, structures, partial)
         for folder in progress(folders, "reading patients"):
             pid = folder.name
             try:
@@ -285,6 +300,10 @@ class Cache:
 
     def geometry(self, pid: str) -> Geometry:
         return geometry_from_dict(self.entry(pid)["geometry"])
+
+    def labelled(self, pid: str) -> list[str]:
+        """The structures contoured on this patient (caches before partial labels: all)."""
+        return list(self.entry(pid).get("labelled", self.structures))
 
     def image(self, pid: str, mmap: bool = True) -> np.ndarray:
         """(z, y, x) int16 HU, memory-mapped unless mmap=False."""

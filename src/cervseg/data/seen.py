@@ -102,16 +102,18 @@ def outside_seen(facts: Mapping[str, float], seen: Mapping[str, Any]) -> list[st
     return notes
 
 
-def describe_cache(cache: "Cache", patients: Sequence[str], structures: Sequence[str],
+def describe_cache(patients: Sequence[tuple["Cache", str]], structures: Sequence[str],
                    threshold_hu: float) -> dict[str, Any]:
-    """The ``seen`` record of some cached patients (the training split), for the checkpoint."""
+    """The ``seen`` record of some cached (cache, patient) pairs (the training split), for the
+    checkpoint; a structure's volumes only from the patients it was contoured on."""
     facts = []
     volumes: dict[str, list[float]] = {s: [] for s in structures}
-    for pid in patients:
+    for cache, pid in patients:
         geometry = cache.geometry(pid)
         image = cache.image(pid)
         facts.append(scan_facts(image, geometry, body_bounding_box(image, threshold_hu), threshold_hu))
         voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
         for s in structures:
-            volumes[s].append(cache.entry(pid)["voxels"][s] * voxel_ml)
+            if s in cache.labelled(pid):
+                volumes[s].append(cache.entry(pid)["voxels"][s] * voxel_ml)
     return summarise(facts, volumes)

@@ -83,7 +83,14 @@ def _outside_fraction(cache: Cache, pid: str, structures: Sequence[str], grid: S
 
 
 class SliceDataset(Dataset):
-    """Slices of some cached patients, as dicts {image (C,H,W) float32, label (S,H,W) uint8, patient, z}."""
+    """Slices of some cached patients, as dicts {image (C,H,W) float32, label (S,H,W) uint8,
+    labelled (S,) bool, patient, z}.
+
+    ``labelled`` says which structures were contoured on the slice's patient (all, unless the
+    cache holds partial labels): a loss must leave the others out rather than learn "absent".
+    ``extra`` adds patients of other caches, each as (cache, patient, repeat): e.g. a few
+    real cases beside many phantoms, their slices counted ``repeat`` times per pass.
+    """
 
     def __init__(
         self,
@@ -95,11 +102,15 @@ class SliceDataset(Dataset):
         augment: Augmenter | None = None,
         empty_fraction: float = 1.0,
         seed: int = 0,
+        extra: Sequence[tuple[Cache, str, int]] = (),
     ):
-        self.cache = cache
-        self.patients = list(patients)
         self.structures = list(structures)
-        cache.channels(self.structures)  # fail early, naming the structure the cache lacks
+        self.sources: list[tuple[Cache, str]] = [(cache, p) for p in patients] + [(c, p) for c, p, _ in extra]
+        repeats = [1] * len(patients) + [int(r) for _, _, r in extra]
+        self.patients = [pid if c is cache else f"{c.folder.name}/{pid}" for c, pid in self.sources]
+        for c in {id(c): c for c, _ in self.sources}.values():
+            c.channels(self.structures)  # fail early, naming the structure a cache lacks
+        self.labelled = [np.array([s in c.labelled(pid) for s in self.structures]) for c, pid in self.sources]
         self.pre = Preprocessor(preprocess)
         self.augment = augment
         self.seed = int(seed)
@@ -108,21 +119,21 @@ class SliceDataset(Dataset):
         self.grids: list[SliceGrid] = []
         items: list[tuple[int, int]] = []
         self.cut_fraction: dict[str, dict[str, float]] = {}
-        for pi, pid in enumerate(self.patients):
-            grid = patient_grid(cache, pid, preprocess)
+        for pi, ((source, pid), name) in enumerate(zip(self.sources, self.patients)):
+            grid = patient_grid(source, pid, preprocess)
             self.grids.append(grid)
-            fg = cache.slices_with_structure(pid, self.structures)
+            fg = source.slices_with_structure(pid, self.structures)
             empty = np.flatnonzero(~fg)
             keep = int(round(empty_fraction * len(empty)))
             chosen = np.sort(rng.choice(empty, size=keep, replace=False)) if keep < len(empty) else empty
             zs = np.sort(np.concatenate([np.flatnonzero(fg), chosen]))
-            items.extend((pi, int(z)) for z in zs)
-            cut = _outside_fraction(cache, pid, self.structures, grid)
-            self.cut_fraction[pid] = {s: float(c) for s, c in zip(self.structures, cut)}
+            items.extend((pi, int(z)) for z in np.tile(zs, repeats[pi]))
+            cut = _outside_fraction(source, pid, self.structures, grid)
+            self.cut_fraction[name] = {s: float(c) for s, c in zip(self.structures, cut)}
             if cut.max() > 0.01:
                 worst = self.structures[int(cut.argmax())]
                 log.warning("%s: the %s crop cuts away %.0f%% of %s; consider a larger preprocess.%s",
-                            pid, "x".join(str(n) for n in grid.shape), 100 * cut.max(), worst,
+                            name, "x".join(str(n) for n in grid.shape), 100 * cut.max(), worst,
                             "crop_mm" if preprocess.millimetre_plan else "crop_size")
         self.items = items
         shapes = sorted({g.shape for g in self.grids})
@@ -142,21 +153,25 @@ class SliceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         pi, z = self.items[index]
-        pid = self.patients[pi]
+        source, pid = self.sources[pi]
         grid = self.grids[pi]
-        image = self.pre.slice_input(self.cache.image(pid), z, grid)
-        label = masks_on_grid(self.cache.mask_slices(pid, z, self.structures), grid)
+        image = self.pre.slice_input(source.image(pid), z, grid)
+        label = masks_on_grid(source.mask_slices(pid, z, self.structures), grid)
         if self.augment is not None:
             image, label = self.augment(image, label, self.sample_seed(index))
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),
                 "label": torch.from_numpy(np.ascontiguousarray(label)),
+                "labelled": torch.from_numpy(self.labelled[pi].copy()),
                 "patient": pi, "z": z}
 
     def summary(self) -> dict:
         """Counts for the checkpoint's training-data summary."""
         per_patient = np.bincount([pi for pi, _ in self.items], minlength=len(self.patients))
+        partial = {p: [s for s, k in zip(self.structures, known) if k]
+                   for p, known in zip(self.patients, self.labelled) if not known.all()}
         return {
             "patients": self.patients,
             "slices": len(self.items),
             "slices_per_patient": {p: int(n) for p, n in zip(self.patients, per_patient)},
+            **({"partially_labelled": partial} if partial else {}),
         }

@@ -266,6 +266,21 @@ class OutputSpec:
     def decode(self, logits: torch.Tensor | np.ndarray, **kwargs: Any) -> dict[str, np.ndarray]:
         return decode(logits, self.structures, self.mode, self.merge_femoral_heads, **kwargs)
 
+    def labelled_channels(self, labelled: torch.Tensor) -> torch.Tensor:
+        """(N, structures) bool "contoured on this patient" -> (N, structure channels) bool.
+
+        A merged femoral-head channel is labelled only where both heads are. Multiclass has
+        no such mask: one softmax cannot leave a class out of one voxel's loss.
+        """
+        if self.mode != "multilabel":
+            raise ValueError("partial labels need the multilabel output mode")
+        index = {s: i for i, s in enumerate(self.structures)}
+        columns = []
+        for channel in self.channels:
+            parts = (FEMUR_LEFT, FEMUR_RIGHT) if channel == FEMUR_MERGED and FEMUR_MERGED not in index else (channel,)
+            columns.append(torch.stack([labelled[:, index[p]] for p in parts]).all(dim=0))
+        return torch.stack(columns, dim=1)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "structures": list(self.structures),

@@ -56,6 +56,7 @@ from cervseg.train.result import EpochHook, TrainResult
 log = logging.getLogger(__name__)
 
 # Settings that may differ when resuming: they change how long or how fast, not what is learnt.
+UNLABELLED_LOGIT = 30.0  # sigmoid(-30) ~ 1e-13: "absent", with no gradient through the network
 RESUMABLE_CHANGES = {"epochs", "num_workers", "threads", "device", "early_stopping_patience"}
 
 
@@ -159,6 +160,7 @@ class Trainer:
         self.cache = Cache(cfg.data.cache)
         self.structures = resolve_structures(cfg, self.cache, self.source)
         self.train_ids, self.val_ids = self.cache.split("train"), self.cache.split("val")
+        self.extra = [(Cache(e.cache), pid, e.repeat) for e in cfg.data.extra_train for pid in Cache(e.cache).patients]
         if not self.val_ids:
             raise InputError(f"{self.cache.folder}: the cache has no validation patients "
                              "(rebuild it with `cervseg dataset --val-fraction` > 0)")
@@ -187,6 +189,8 @@ class Trainer:
             from cervseg.models.blocks import xavier_uniform_init
 
             xavier_uniform_init(model)
+        if cfg.model.init_from is not None and self.state is None:
+            self._init_from(model, Path(cfg.model.init_from), preprocess)
         self.model = model.to(self.device)
         log.info("model %s, width %d: %d parameters, %d input channel(s), %d output channels %s",
                  cfg.model.name, width, parameter_count(model), preprocess.in_channels,
@@ -204,11 +208,14 @@ class Trainer:
 
         augment = Augmenter(cfg.augment, self.structures) if cfg.augment.enabled else None
         self.train_ds = SliceDataset(self.cache, self.train_ids, self.structures, preprocess, augment=augment,
-                                     empty_fraction=cfg.data.empty_slice_fraction, seed=cfg.seed)
+                                     empty_fraction=cfg.data.empty_slice_fraction, seed=cfg.seed, extra=self.extra)
+        if cfg.output_mode != "multilabel" and not all(k.all() for k in self.train_ds.labelled):
+            raise ConfigError(f"{self.source}: some training patients have only some structures contoured "
+                              "(partial labels); train them with output_mode: multilabel")
         self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
         # what the training CTs were like, for `segment`'s out-of-range warning (main process writes it)
-        self.seen = (describe_cache(self.cache, self.train_ids, self.structures, preprocess.body_threshold_hu)
-                     if ctx.is_main else {})
+        self.seen = (describe_cache([(self.cache, p) for p in self.train_ids] + [(c, p) for c, p, _ in self.extra],
+                                    self.structures, preprocess.body_threshold_hu) if ctx.is_main else {})
         local_bs = D.local_batch_size(cfg.batch_size, ctx)
         self.sampler = DistributedSampler(self.train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
                                           shuffle=True, seed=cfg.seed, drop_last=False)
@@ -227,12 +234,28 @@ class Trainer:
         if self.state is not None:
             self._restore(self.state)
 
+    def _init_from(self, model: nn.Module, checkpoint: Path, preprocess: Any) -> None:
+        """Start from a trained checkpoint's weights; it must be the same network on the same plan."""
+        loaded = load_checkpoint(checkpoint)
+        meta = loaded.metadata
+        differs = [what for what, same in (
+            ("model", meta.model_name == self.cfg.model.name and meta.model_config == self.model_config),
+            ("output channels", meta.channels == self.channels and meta.output_mode == self.cfg.output_mode),
+            ("preprocess plan", meta.preprocess == config_to_dict(preprocess)),
+        ) if not same]
+        if differs:
+            raise ConfigError(f"{self.source}: model.init_from {checkpoint}: its {', '.join(differs)} differ from "
+                              "this config's; fine-tuning needs the same network, channels and plan")
+        model.load_state_dict(loaded.model.state_dict())
+        log.info("starting from the weights of %s", checkpoint)
+
     def _voxel_counts(self) -> list[float]:
         """Voxels per output channel over the training patients (background: all the rest)."""
-        per = {s: float(sum(self.cache.entry(p)["voxels"][s] for p in self.train_ids)) for s in self.structures}
+        sources = [(self.cache, p) for p in self.train_ids] + [(c, p) for c, p, _ in self.extra]
+        per = {s: float(sum(c.entry(p)["voxels"][s] for c, p in sources)) for s in self.structures}
         if self.cfg.merge_femoral_heads:
             per["Femur_Head"] = per.pop("Femur_Head_L") + per.pop("Femur_Head_R")
-        total = float(sum(np.prod(self.cache.geometry(p).shape) for p in self.train_ids))
+        total = float(sum(np.prod(c.geometry(p).shape) for c, p in sources))
         per[BACKGROUND] = max(total - sum(per.values()), 1.0)
         return [per[c] for c in self.channels]
 
@@ -257,6 +280,16 @@ class Trainer:
             target = target.transpose(0, 1)
         return target.contiguous().to(self.device)
 
+    def _leave_out_unlabelled(self, logits: torch.Tensor, target: torch.Tensor,
+                              labelled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Channels nobody contoured on a slice's patient: a constant "certainly absent" logit
+        and an empty target, so they add no gradient and no voxel to any Dice or CE term."""
+        if self.cfg.output_mode != "multilabel" or bool(labelled.all()):
+            return logits, target
+        known = self.spec.labelled_channels(labelled).to(logits.device)
+        known = known.view(*known.shape, *([1] * (logits.ndim - 2)))
+        return torch.where(known, logits, torch.full_like(logits, -UNLABELLED_LOGIT)), target * known
+
     def _train_epoch(self, epoch: int) -> float:
         self.ddp_model.train()
         self.sampler.set_epoch(epoch)
@@ -270,7 +303,7 @@ class Trainer:
             x = batch["image"].to(self.device)
             y = self._targets(batch["label"])
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.ddp_model(x), y)
+            loss = self.loss_fn(*self._leave_out_unlabelled(self.ddp_model(x), y, batch["labelled"]))
             if not torch.isfinite(loss):
                 raise ConfigError(f"{self.source}: the training loss became {loss.item()} at epoch {epoch}; "
                                   "lower optimizer.lr")
@@ -287,8 +320,7 @@ class Trainer:
         counts = torch.zeros(len(self.val_ids), len(self.dice_channels), 3, dtype=torch.float64)
         for batch in progress(self.val_loader, f"epoch {epoch} validation"):
             x = batch["image"].to(self.device)
-            y = self._targets(batch["label"])
-            logits = self.ddp_model(x)
+            logits, y = self._leave_out_unlabelled(self.ddp_model(x), self._targets(batch["label"]), batch["labelled"])
             sums += torch.tensor([self.loss_fn(logits, y).item() * len(x), len(x)], dtype=torch.float64)
             counts.index_add_(0, batch["patient"], _dice_counts(logits, y, self.cfg.output_mode).cpu())
         D.all_reduce_sum(sums, self.ctx)
@@ -308,6 +340,9 @@ class Trainer:
             "cache_created": self.cache.manifest.get("created", ""),
             "cache_template": self.cache.manifest.get("template", ""),
             "train_patients": self.train_ids,
+            "extra_train_patients": {name: repeat for name, (_, _, repeat) in
+                                     zip(self.train_ds.patients[len(self.train_ids):], self.extra)},
+            "init_from": str(self.cfg.model.init_from) if self.cfg.model.init_from else None,
             "val_patients": self.val_ids,
             "train_slices": len(self.train_ds),
             "val_slices": len(self.val_ds),
@@ -392,7 +427,7 @@ class Trainer:
         if main and not resume:
             save_config(cfg, self.out / "config.yaml")
         log.info("training on %d slices of %d patients, validating on %d slices of %d patients",
-                 len(self.train_ds), len(self.train_ids), len(self.val_ds), len(self.val_ids))
+                 len(self.train_ds), len(self.train_ids) + len(self.extra), len(self.val_ds), len(self.val_ids))
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             if self.stopper.should_stop:

@@ -1,0 +1,75 @@
+"""The two real CTs of ../shared/data with their references, keyed by cervix structure name.
+
+Why one module: scoring a model on them (`evaluate_real.py`) and adding them to a training
+set (`train_builtin_model.py --recipe real-*`) must read the same references the same way.
+
+References (../shared/data/README.md):
+- pelvic-ref-002: manual contours Vescica -> Bladder, Retto -> Rectum, FemoreSinistro ->
+  Femur_Head_L, FemoreDestro -> Femur_Head_R; bone labels pelvis (1) + sacrum (3) -> BoneMarrow.
+- totalseg-example (TotalSegmentator labels, a model's, not a clinician's): urinary_bladder
+  (104) -> Bladder, hip_left + hip_right + sacrum (90, 91, 92) -> BoneMarrow, small_bowel
+  (55) -> Bowel_Small.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def load_002():
+    """The 002 CT and its references, keyed by cervix structure name, with their source."""
+    from cervseg.dicom.rasterize import read_structures
+    from cervseg.dicom.rtstruct_read import read_rtstruct
+    from cervseg.dicom.series import read_ct_series
+
+    folder = DATA / "pelvic-ref-002"
+    volume = read_ct_series(folder / "dicom")
+    manual, _ = read_structures(read_rtstruct(next((folder / "dicom").glob("RS*.dcm"))), volume, "prostate")
+    raw = zlib.decompress((folder / "bone-labels" / "label.zraw").read_bytes())
+    bones = np.frombuffer(raw, np.int16).reshape(volume.array.shape)  # same grid (data README), z-y-x
+    references = {name: (manual[name], "manual contour") for name in
+                  ("Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R")}
+    references["BoneMarrow"] = (np.isin(bones, (1, 3)), "bone labels: pelvis + sacrum")
+    return volume, references
+
+
+def load_totalseg():
+    """The totalseg-example CT (on its own NIfTI grid) and its label-map references."""
+    from cervseg.nifti import load_3d, read_volume
+
+    folder = DATA / "totalseg-example"
+    volume = read_volume(folder / "example_ct.nii.gz")
+    _, seg = load_3d(folder / "example_seg.nii.gz", "label map")
+    labels = np.ascontiguousarray(np.transpose(np.asarray(seg), (2, 1, 0)))  # same affine as the CT
+    references = {
+        "Bladder": (labels == 104, "TotalSegmentator urinary_bladder"),
+        "BoneMarrow": (np.isin(labels, (90, 91, 92)), "TotalSegmentator hips + sacrum"),
+        "Bowel_Small": (labels == 55, "TotalSegmentator small_bowel"),
+    }
+    return volume, references
+
+
+CASES = {"pelvic-ref-002": load_002, "totalseg-example": load_totalseg}
+
+
+def build_real_cache(out: Path, cases: Sequence[str], structures: Sequence[str]) -> dict:
+    """A training cache of some real cases, partially labelled (each has only its references),
+    all in the training split; returns the manifest."""
+    from cervseg.data.cache import PatientRecord, build_cache
+    from cervseg.volume import LabelMap, canonical_labels, canonical_volume
+
+    def read(folder: Path) -> PatientRecord:
+        volume, references = CASES[folder.name]()
+        labels = LabelMap(volume.geometry, {s: mask for s, (mask, _) in references.items() if s in structures})
+        info = {"references": {s: source for s, (_, source) in references.items() if s in structures}}
+        return PatientRecord(canonical_volume(volume), canonical_labels(labels), info)
+
+    return build_cache(out, [DATA / c for c in cases], read, structures, val_fraction=0.0, test_fraction=0.0,
+                       partial=True, extra={"template": "cervix", "source_root": str(DATA)})
