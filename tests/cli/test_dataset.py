@@ -55,6 +55,22 @@ def test_cache_from_exports_with_reasons_for_skipped(exports, tmp_path):
             assert dice(labels[s], back[s]) > 0.85, (pid, s)
 
 
+def test_partial_labels_keep_patients_lacking_a_structure_and_record_it(exports, tmp_path):
+    out = tmp_path / "cache"
+    result = run("dataset", "--dicom", exports, "--out", out, "--structures", SUBSET,
+                 "--val-fraction", "0", "--test-fraction", "0", "--partial-labels")
+    assert result.exit_code == 0, result.output
+    cache = Cache(out)
+    assert cache.patients == ["P00", "P01", "P02", "P03"]  # P04 has no DICOM: still skipped
+    assert cache.labelled("P02") == [s for s in STRUCTURES if s != "Rectum"]
+    assert cache.labelled("P03") == [s for s in STRUCTURES if s != "SpinalCord"]
+    assert cache.labelled("P00") == list(STRUCTURES)
+    assert "Rectum" not in cache.entry("P02")["roi_names"] and cache.manifest["partial_labels"] is True
+    _, truth = tiny_patient(3)
+    assert dice(truth["Bladder"], cache.labelmap("P03")["Bladder"]) > 0.85
+    assert not cache.labelmap("P03")["SpinalCord"].any()
+
+
 def test_names_file_rescues_a_patient_and_splits_follow_the_seed(exports, tmp_path):
     names = tmp_path / "names.yaml"
     names.write_text("Rectum: [Retto_clinic]\n")
