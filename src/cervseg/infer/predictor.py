@@ -26,6 +26,7 @@ import torch
 from cervseg.config import PreprocessConfig
 from cervseg.data.preprocess import BodyBox, Preprocessor, SliceGrid
 from cervseg.errors import InputError
+from cervseg.infer.channel_windows import decide_channels, probability_bytes
 from cervseg.models.checkpoint import LoadedCheckpoint, load_checkpoint
 from cervseg.models.output_modes import split_femoral_heads, to_probabilities
 from cervseg.progress import progress
@@ -150,14 +151,30 @@ class Predictor:
         (outside its crop).
         """
         rows, cols = grid.covered_window()
-        scaled = np.clip(on_window, 0.0, 1.0)  # 1 + round(254 p), in place on one copy
-        scaled *= 254
-        scaled += 1
-        values = scaled.round(out=scaled).astype(np.uint8)
+        values = probability_bytes(on_window)
         for c, name in enumerate(self.metadata.channels):
             if name not in kept:
                 kept[name] = np.zeros((nz, *grid.source_shape), dtype=np.uint8)
             kept[name][zs.start:zs.stop, rows, cols] = values[:, c]
+
+    def _decide_by_channel(self, probs: np.ndarray, grid: SliceGrid, zs: range, shape: tuple[int, ...],
+                           full: dict[str, np.ndarray], kept: dict[str, np.ndarray] | None) -> None:
+        """Multilabel on a resampling grid: each channel resampled only where it is not ~0
+        (``channel_windows``); the same masks and kept probabilities as resampling it all."""
+        channels = self.metadata.channels
+        for name in channels:
+            if name not in full:
+                full[name] = np.zeros(shape, dtype=bool)
+            if kept is not None and name not in kept:
+                kept[name] = np.zeros(shape, dtype=np.uint8)
+        if kept is not None:
+            rows, cols = grid.covered_window()
+            for name in channels:
+                kept[name][zs.start:zs.stop, rows, cols] = 1  # p = 0 where the model looked
+        for c, (rows, cols), mask, values in decide_channels(probs, grid, self.threshold, kept is not None):
+            full[channels[c]][zs.start:zs.stop, rows, cols] = mask
+            if kept is not None:
+                kept[channels[c]][zs.start:zs.stop, rows, cols] = values
 
     def predict(
         self, volume: Volume, show_progress: bool = True, probabilities: dict[str, np.ndarray] | None = None
@@ -191,12 +208,17 @@ class Predictor:
         torch.set_num_threads(self.threads)
         try:
             rows, cols = grid.covered_window()
+            by_channel = not grid.integral and self.metadata.output_mode == "multilabel"
             batches = list(self._batches(hu.shape[0]))
             bar = progress(batches, "segmenting", total=len(batches)) if show_progress else batches
             with torch.inference_mode():
                 for zs in bar:
                     x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
                     probs = self._probabilities(torch.from_numpy(x)).float().numpy()
+                    if by_channel:
+                        self._decide_by_channel(probs, grid, zs, hu.shape, full,
+                                                kept if probabilities is not None else None)
+                        continue
                     # on the CT pixels the grid covers (the rest stays empty), resampled once per
                     # batch for the masks and the QA probabilities alike
                     on_window = grid.window_of(probs)
