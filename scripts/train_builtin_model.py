@@ -1,16 +1,17 @@
 """Train the built-in default model on synthetic phantoms and install it into the package.
 
 The built-in model exists so that `cervseg segment` and `make demo` work on a fresh install
-with no data and no download. It is trained ONLY on cervseg's synthetic phantoms (default
-preset); its checkpoint metadata says so. Clinical use needs a model trained on the
-clinic's own contours (docs/training.md).
+with no data and no download. It is trained on cervseg's synthetic phantoms (default
+preset), then fine-tuned on them plus the two public real CTs of ../shared/data (recipe
+real-both, partial labels); its checkpoint metadata says exactly what it saw. Clinical use
+needs a model trained on the clinic's own contours (docs/training.md).
 
 This script is the exact recipe: the same commands a clinic runs on its own exports
 (`cervseg phantom` stands in for the DICOM exports), then an evaluation on held-out
 phantom patients that writes the figures quoted in docs/benchmarks.md.
 
 Usage:
-    python scripts/train_builtin_model.py --work build/builtin                 # the shipped model
+    python scripts/train_builtin_model.py --work build/builtin                 # the shipped model (real-both)
     python scripts/train_builtin_model.py --work build/builtin --recipe no-sim-to-real --no-install
     python scripts/train_builtin_model.py --work build/builtin --recipe real-002 --no-install
     python scripts/train_builtin_model.py --work build/builtin --evaluate-only
@@ -228,7 +229,7 @@ def evaluate(work: Path, test_patients: int, seed: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "build" / "builtin")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="sim-to-real")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="real-both")
     parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)

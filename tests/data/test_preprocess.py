@@ -7,7 +7,7 @@ import pytest
 
 from cervseg.config import PreprocessConfig
 from cervseg.data.preprocess import (
-    AIR_HU, CropBox, Preprocessor, body_bounding_box, clamp_zscore, context_indices, crop,
+    AIR_HU, CropBox, Preprocessor, SliceGrid, body_bounding_box, clamp_zscore, context_indices, crop,
     crop_box_for, crop_geometry, fraction_outside, normalise, uncrop, window, zscore_statistics,
 )
 from cervseg.errors import ConfigError, GeometryError
@@ -143,3 +143,14 @@ def test_preprocessor_2p5d_and_volume_agree():
 def test_zscore_without_statistics_is_refused():
     with pytest.raises(ConfigError):
         Preprocessor(PreprocessConfig(intensity="zscore"))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("grid", [SliceGrid((40, 50), (-3.0, 2.0), (1.0, 1.0), (32, 32)),
+                                  SliceGrid((40, 50), (-6.3, 1.7), (1.6, 1.25), (32, 32))])
+def test_batch_input_is_every_slice_input_stacked(k, grid):
+    hu = np.random.default_rng(k).normal(0, 300, size=(9, 40, 50)).astype(np.int16)
+    pre = Preprocessor(PreprocessConfig(intensity="window", context_slices=k))
+    for zs in (range(0, 4), range(3, 7), range(6, 9), range(0, 9)):
+        expected = np.stack([pre.slice_input(hu, z, grid) for z in zs])
+        np.testing.assert_array_equal(pre.batch_input(hu, zs, grid), expected)

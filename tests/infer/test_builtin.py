@@ -1,4 +1,4 @@
-"""The built-in model shipped in the package: small, labelled phantom-only, and it contours.
+"""The built-in model shipped in the package: small, saying what it saw, and it contours.
 
 These run the real shipped weights on a default-preset phantom the model never saw: what
 `make demo` and `cervseg segment` without `--model` rely on.
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 UNSEEN_SEED = 7  # a patient seed outside the training cohort (cohort seed 2026)
 
 
-def test_builtin_model_is_small_and_says_it_is_for_phantoms_only() -> None:
+def test_builtin_model_is_small_and_says_exactly_what_it_saw() -> None:
     folder = builtin_model_path()
     size_mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     assert size_mb < 20
@@ -36,7 +36,11 @@ def test_builtin_model_is_small_and_says_it_is_for_phantoms_only() -> None:
     assert "phantoms" in summary["description"] and "NOT for clinical use" in summary["description"]
     assert "preset default" in summary["description"]
     assert (REPO / summary["recipe"].split()[0]).is_file(), "the recipe that made the weights is committed"
-    assert "no real patient" in summary["description"]
+    # phantoms + the two public real CTs, each named, with only their own references
+    assert "pelvic-ref-002" in summary["description"] and "totalseg-example" in summary["description"]
+    assert sorted(summary["extra_train_patients"]) == ["cache-real-both/pelvic-ref-002",
+                                                       "cache-real-both/totalseg-example"]
+    assert summary["seen"]["patients"] == len(summary["train_patients"]) + 2
     # the plan in mm (docs/real-data.md): a crop wide enough for the widest pelvis
     plan = PreprocessConfig.model_validate(meta.preprocess)
     assert plan.millimetre_plan and plan.crop_mm >= 500 and plan.crop_pixels <= 256

@@ -22,8 +22,8 @@ HELP = """Run the whole job on a synthetic patient: phantom CT -> built-in model
 
 Writes OUT/phantom/<patient>/ (the phantom's DICOM CT and true RTSTRUCT), OUT/contours/RS_<UID>.dcm
 (the automatic contours), OUT/overlay.png, and prints Dice / HD95 per structure.
-The built-in model was trained on phantoms only: clinical use needs a model trained on
-the clinic's own data.
+The built-in model was trained on phantoms and two public real CTs: clinical use needs a
+model trained on the clinic's own data.
 
 Example:
 

@@ -143,6 +143,15 @@ class Preprocessor:
             grid = SliceGrid.from_box(grid)
         return normalise(grid.to_network(hu, fill=AIR_HU), self.cfg)
 
+    def batch_input(self, hu_volume: np.ndarray, zs: range, grid: SliceGrid) -> np.ndarray:
+        """``slice_input`` of the slices ``zs`` as one (n, 2k+1, H, W) array, each CT slice
+        resampled once (not once per neighbour it is context for)."""
+        k, nz = self.cfg.context_slices, hu_volume.shape[0]
+        low, high = max(zs.start - k, 0), min(zs.stop + k, nz)
+        resampled = normalise(grid.to_network(np.asarray(hu_volume[low:high]), fill=AIR_HU), self.cfg)
+        idx = np.stack([context_indices(z, nz, k) for z in zs]) - low
+        return resampled[idx]
+
     def volume_input(self, hu_volume: np.ndarray, box: CropBox | None = None) -> tuple[np.ndarray, CropBox]:
         """Pixel plan, all slices at once: (z, 2k+1, H, W) float32 and the crop box used."""
         box = box or self.crop_box(hu_volume)

@@ -1,8 +1,9 @@
 """Where the built-in default model lives inside the installed package.
 
 Why in the package: `cervseg segment` must work on a fresh install with no download (the
-clinic's node may have no internet). The model was trained on synthetic phantoms only;
-its checkpoint metadata says so, and clinical use needs a model trained on local data.
+clinic's node may have no internet). The model was trained on synthetic phantoms and two
+public real CTs; its checkpoint metadata says exactly which, and clinical use needs a model
+trained on local data.
 """
 
 from __future__ import annotations

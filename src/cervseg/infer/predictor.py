@@ -213,7 +213,7 @@ class Predictor:
             bar = progress(batches, "segmenting", total=len(batches)) if show_progress else batches
             with torch.inference_mode():
                 for zs in bar:
-                    x = np.stack([self.preprocessor.slice_input(hu, z, grid) for z in zs])
+                    x = self.preprocessor.batch_input(hu, zs, grid)
                     probs = self._probabilities(torch.from_numpy(x)).float().numpy()
                     if by_channel:
                         self._decide_by_channel(probs, grid, zs, hu.shape, full,
