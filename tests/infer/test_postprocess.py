@@ -41,6 +41,17 @@ def test_min_island_volume_in_ml() -> None:
     assert np.array_equal(out, big | small)
 
 
+def test_small_parts_relative_to_the_largest_go_and_large_ones_stay() -> None:
+    hip_r, hip_l = _blob(0, 4, 2, 12, 1, 6), _blob(0, 4, 2, 12, 14, 19)  # 200 voxels each
+    sacrum = _blob(0, 3, 15, 19, 8, 12)  # 48 voxels: 24 % of the largest
+    island = _blob(5, 6, 0, 4, 8, 12)  # 16 voxels: 8 %
+    out = apply_rule(hip_r | hip_l | sacrum | island, PostprocessRule(min_fraction_of_largest=0.1), GRID)
+    assert np.array_equal(out, hip_r | hip_l | sacrum)
+    out = apply_rule(hip_r | hip_l | sacrum | island, PostprocessRule(min_fraction_of_largest=0.3), GRID)
+    assert np.array_equal(out, hip_r | hip_l)
+    assert not apply_rule(np.zeros(GRID.shape, bool), PostprocessRule(min_fraction_of_largest=0.1), GRID).any()
+
+
 def test_fill_holes_per_slice_keeps_open_notches() -> None:
     ring = _blob(1, 2, 2, 12, 2, 12) & ~_blob(1, 2, 5, 9, 5, 9)
     notch = _blob(3, 4, 2, 12, 2, 12) & ~_blob(3, 4, 5, 9, 0, 9)  # open to the left edge

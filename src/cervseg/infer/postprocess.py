@@ -30,6 +30,9 @@ class PostprocessRule:
 
     keep_largest: bool = False  # keep only the largest 3D connected component
     min_island_ml: float = 0.0  # drop 3D components smaller than this volume
+    # drop 3D components smaller than this share of the largest: a structure of a few large
+    # parts (the pelvic bones: two hips and the sacrum) loses what lies elsewhere
+    min_fraction_of_largest: float = 0.0
     fill_holes: bool = False  # fill enclosed holes slice by slice
 
     @classmethod
@@ -85,6 +88,11 @@ def drop_small_islands(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return _keep_components(mask, lambda sizes: sizes >= min_voxels)
 
 
+def drop_small_parts(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """Remove 26-connected components smaller than ``fraction`` of the largest one."""
+    return _keep_components(mask, lambda sizes: sizes >= fraction * sizes.max())
+
+
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     """Fill enclosed holes on each axial slice (the way contours are drawn and stored).
 
@@ -100,11 +108,13 @@ def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
 
 
 def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> np.ndarray:
-    """Apply one structure's rule; the order (islands, largest, holes) is fixed."""
+    """Apply one structure's rule; the order (islands, small parts, largest, holes) is fixed."""
     out = np.asarray(mask, dtype=bool)
     if rule.min_island_ml > 0:
         voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
         out = drop_small_islands(out, max(1, int(np.ceil(rule.min_island_ml / voxel_ml))))
+    if rule.min_fraction_of_largest > 0:
+        out = drop_small_parts(out, rule.min_fraction_of_largest)
     if rule.keep_largest:
         out = keep_largest_component(out)
     if rule.fill_holes:
