@@ -11,7 +11,7 @@ import pytest
 from cervseg.errors import InputError
 from cervseg.outputs import (
     WRITTEN_RECORD, atomic_dir, atomic_file, check_output_folder, check_replaceable, check_writable, ensure_not_inside,
-    is_staging, remove_stale_staging,
+    exchange_paths, is_staging, remove_stale_staging,
 )
 
 
@@ -44,6 +44,29 @@ def test_atomic_dir_replaces_only_when_complete(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == [WRITTEN_RECORD, "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
     assert target.stat().st_mode & 0o055  # group/others may enter and read
+
+
+@pytest.mark.skipif(os.uname().sysname != "Linux", reason="renameat2 RENAME_EXCHANGE is Linux's")
+def test_replacing_an_output_is_one_exchange_never_a_moment_without_it(tmp_path: Path, monkeypatch) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x.txt").write_text("a"), (b / "y.txt").write_text("b")
+    assert exchange_paths(a, b)
+    assert [p.name for p in a.iterdir()] == ["y.txt"] and [p.name for p in b.iterdir()] == ["x.txt"]
+    with pytest.raises(FileNotFoundError):
+        exchange_paths(a, tmp_path / "missing")
+    target = tmp_path / "case"
+    with atomic_dir(target) as tmp:
+        (tmp / "old.txt").write_text("old")
+
+    def no_two_step_rename(src, dst):  # the fallback's first rename would leave no target
+        raise AssertionError(f"os.replace({src}, {dst}) while replacing an existing output")
+
+    monkeypatch.setattr(os, "replace", no_two_step_rename)
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == [WRITTEN_RECORD, "new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "case"]  # the old content is gone
 
 
 def test_atomic_dir_never_deletes_what_cervseg_did_not_write(tmp_path: Path) -> None:

@@ -16,12 +16,14 @@ The rules, shared by every command that replaces a folder:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -276,6 +278,32 @@ def atomic_file(target: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV}
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux renameat2 RENAME_EXCHANGE).
+
+    Why: replacing a folder by two renames leaves a moment with no folder at all; a kill
+    then leaves the user's previous output under a hidden staging name. False where the
+    system or file system cannot exchange (the caller falls back to two renames).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _NO_EXCHANGE:
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 @contextmanager
 def atomic_dir(target: Path, carried: Iterable[str] = (), overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside target; on success it replaces target as a whole.
@@ -283,7 +311,8 @@ def atomic_dir(target: Path, carried: Iterable[str] = (), overwrite: bool = Fals
     An existing target is only replaced when it holds nothing but an unchanged previous
     cervseg output (check_replaceable; ``carried`` as there), unless the caller passes
     ``overwrite`` (an API caller's explicit choice; no command does), and only once the new
-    content is complete. The new folder records what it holds (WRITTEN_RECORD).
+    content is complete, in one exchange where the system can (``exchange_paths``). The new
+    folder records what it holds (WRITTEN_RECORD).
     """
     target = Path(target)
     if not overwrite:
@@ -297,10 +326,11 @@ def atomic_dir(target: Path, carried: Iterable[str] = (), overwrite: bool = Fals
         if target.exists():
             if not overwrite:
                 check_replaceable(target, carried)  # nothing slipped in while we worked
-            old = Path(tempfile.mkdtemp(prefix=staging_prefix(target.name), suffix=".old", dir=target.parent))
-            os.replace(target, old)
-            os.replace(tmp_path, target)
-            shutil.rmtree(old)
+            if not exchange_paths(tmp_path, target):  # then tmp_path holds the old content
+                old = Path(tempfile.mkdtemp(prefix=staging_prefix(target.name), suffix=".old", dir=target.parent))
+                os.replace(target, old)
+                os.replace(tmp_path, target)
+                shutil.rmtree(old)
         else:
             os.replace(tmp_path, target)
     finally:
