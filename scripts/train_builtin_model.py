@@ -152,7 +152,7 @@ def train(work: Path, recipe: str, epochs: int, model: str, width: int, resume: 
             base = work / "sim-to-real" / "run" / "best"
             if not (base / "checkpoint.json").is_file():
                 train(work, "sim-to-real", TRAIN_CONFIG["epochs"], model, width)
-        config = train_config("sim-to-real", FINE_TUNE["epochs"], model, width)
+        config = train_config("sim-to-real", epochs, model, width)
         config["model"]["init_from"] = str(base.resolve())
         config["optimizer"] = {"lr": FINE_TUNE["lr"]}
         config["data"] = dict(config["data"], extra_train=[
@@ -233,7 +233,8 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=30)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--epochs", type=int, default=TRAIN_CONFIG["epochs"])
+    parser.add_argument("--epochs", type=int, help=f"default {TRAIN_CONFIG['epochs']}, fine-tuning "
+                        f"(real-*) {FINE_TUNE['epochs']}")
     parser.add_argument("--model", default="resau_net")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--no-install", action="store_true", help="train only (an ablation recipe)")
@@ -246,7 +247,8 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.evaluate_only:
         make_cache(args.work, args.patients, args.seed)
-        best = train(args.work, args.recipe, args.epochs, args.model, args.width, args.resume, args.base)
+        epochs = args.epochs or (FINE_TUNE["epochs"] if args.recipe in REAL_CASES else TRAIN_CONFIG["epochs"])
+        best = train(args.work, args.recipe, epochs, args.model, args.width, args.resume, args.base)
         if args.no_install:
             return 0
         install(best, args.recipe, args.patients, args.seed)
