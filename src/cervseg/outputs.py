@@ -205,6 +205,34 @@ def check_replaceable(target: Path, carried: Iterable[str] = ()) -> None:
         )
 
 
+def check_file_replaceable(path: Path) -> None:
+    """Refuse to overwrite a file that cervseg did not write into its folder, or that changed since.
+
+    Why: a command that writes a few named files into a folder the user keeps (``segment``'s
+    RS_<uid>.dcm) must not overwrite the user's own or edited copy of the same name.
+    """
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()) or path.is_dir():
+        return
+    entry = (_read_record(path.parent) or {}).get(path.name)
+    if entry is None or path.is_symlink() or not _unchanged(path, entry):
+        raise InputError(f"{path}: exists and is not cervseg's unchanged earlier output (edited since, or not "
+                         "written by cervseg); move it or choose another --out")
+
+
+def record_written_files(folder: Path, names: Iterable[str]) -> None:
+    """Add the files ``names`` of ``folder`` to its record of what cervseg wrote (others kept)."""
+    folder = Path(folder)
+    record = _read_record(folder) or {}
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            stat = path.stat()
+            record[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+    with atomic_file(folder / WRITTEN_RECORD) as tmp:
+        tmp.write_text(json.dumps({"writer": "cervseg", "files": record}, indent=0), encoding="utf-8")
+
+
 # ---------------------------------------------------------------- checks before the long work
 
 

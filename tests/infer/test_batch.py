@@ -11,6 +11,7 @@ import pytest
 from cervseg.errors import InputError, SeriesSelectionError
 from cervseg.infer import batch
 from cervseg.infer.batch import output_name, segment_all_series
+from cervseg.outputs import WRITTEN_RECORD
 from tests.infer.conftest import checkpoint  # noqa: F401  (fixture)
 
 
@@ -52,7 +53,8 @@ def test_every_ct_series_is_contoured_once_with_one_model_and_a_failure_is_a_row
     for row in good:
         patient, patient_id = expected[row.series_uid]
         assert row.out == tmp_path / "out" / patient_id and row.folder == Path(patient.name) / "CT"
-        assert sorted(p.name for p in row.out.iterdir()) == [f"QA_{row.series_uid}.csv", f"RS_{row.series_uid}.dcm"]
+        assert sorted(p.name for p in row.out.iterdir()) == [WRITTEN_RECORD, f"QA_{row.series_uid}.csv",
+                                                             f"RS_{row.series_uid}.dcm"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected[r.series_uid][1] for r in good)
 
 

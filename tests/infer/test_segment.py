@@ -14,6 +14,7 @@ from cervseg.dicom import rtstruct_write
 from cervseg.errors import GeometryError, InputError, StructureError
 from cervseg.infer.segment import segment_series
 from cervseg.volume import Geometry, SeriesInfo, Volume
+from cervseg.outputs import WRITTEN_RECORD
 from tests.dicom.support import assert_rtstruct_valid_and_read_alike, dice
 
 
@@ -35,7 +36,7 @@ def test_rtstruct_references_input_and_reads_back(ct_folder: Path, checkpoint: P
     result = segment_series(ct_folder, tmp_path / "out", model=checkpoint, nifti=True, seg=True)
     uid = result.volume.series.series_instance_uid
     assert [p.name for p in result.outputs] == [f"RS_{uid}.dcm", f"SEG_{uid}.dcm", f"nifti_{uid}", f"QA_{uid}.csv"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in result.outputs)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([WRITTEN_RECORD, *(p.name for p in result.outputs)])
 
     ds = pydicom.dcmread(result.rtstruct)
     series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
@@ -98,3 +99,26 @@ def test_fragmented_prediction_refused_with_no_output(
     with pytest.raises(StructureError):
         segment_series(ct_folder, mine, model=checkpoint)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"], "a user's folder keeps what it had, and no more"
+
+
+def test_a_rerun_replaces_its_own_outputs_but_never_a_users_or_an_edited_copy(
+    ct_folder: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = segment_series(ct_folder, out, model=checkpoint)
+    again = segment_series(ct_folder, out, model=checkpoint)  # unchanged earlier output: replaced
+    assert [p.name for p in again.outputs] == [p.name for p in first.outputs]
+    rtstruct = again.rtstruct
+    with open(rtstruct, "ab") as fh:  # the user edited the contours file since
+        fh.write(b"\0\0")
+    edited = rtstruct.read_bytes()
+    with pytest.raises(InputError, match=f"{rtstruct.name}: exists and is not cervseg's unchanged earlier output"):
+        segment_series(ct_folder, out, model=checkpoint)
+    assert rtstruct.read_bytes() == edited
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / rtstruct.name).write_bytes(b"the clinic's own structure set")  # same name, not ours
+    with pytest.raises(InputError, match="not written by cervseg"):
+        segment_series(ct_folder, theirs, model=checkpoint)
+    assert (theirs / rtstruct.name).read_bytes() == b"the clinic's own structure set"
+    assert sorted(p.name for p in theirs.iterdir()) == [rtstruct.name], "refused before any output"

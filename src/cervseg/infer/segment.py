@@ -27,7 +27,9 @@ from cervseg.infer.predictor import Prediction, Predictor
 from cervseg.infer.scope import drop_unreached, seen_by, warn_if_outside_seen
 from cervseg.qa.files import qa_file_name, write_qa_csv
 from cervseg.qa.scores import slice_qa
-from cervseg.outputs import check_replaceable, check_writable, ensure_not_inside, make_staging_dir
+from cervseg.outputs import (
+    check_file_replaceable, check_replaceable, check_writable, ensure_not_inside, make_staging_dir, record_written_files,
+)
 from cervseg.structures import Catalogue, load_template
 from cervseg.volume import LabelMap, Volume
 
@@ -113,6 +115,8 @@ def segment_series(
     uid = volume.series.series_instance_uid
     if nifti:
         check_replaceable(out / f"nifti_{uid}")
+    for name in output_file_names(uid, seg, qa):
+        check_file_replaceable(out / name)  # before the long work: never overwrite the user's own copy
 
     t = time.perf_counter()
     predictor = predictor or Predictor.from_checkpoint(
@@ -161,8 +165,11 @@ def segment_series(
             if target.is_dir():
                 check_replaceable(target)  # never delete what cervseg did not write
                 shutil.rmtree(target)
+            else:
+                check_file_replaceable(target)  # nothing slipped in while we worked
             os.replace(staging / name, target)
             outputs.append(target)
+        record_written_files(out, [p.name for p in outputs])
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created_out and not any(out.iterdir()):
@@ -178,6 +185,11 @@ def segment_series(
         ", ".join(p.name for p in outputs),
     )
     return SegmentResult(volume, labels, outputs, timings)
+
+
+def output_file_names(uid: str, seg: bool, qa: bool) -> list[str]:
+    """The files (not folders) ``segment_series`` writes for the series ``uid``."""
+    return [f"RS_{uid}.dcm", *([f"SEG_{uid}.dcm"] if seg else []), *([qa_file_name(uid)] if qa else [])]
 
 
 def load_predictor(
