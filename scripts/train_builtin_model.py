@@ -101,7 +101,7 @@ RECIPES = {
 REAL_CASES = {"real-002": ["pelvic-ref-002"], "real-totalseg": ["totalseg-example"],
               "real-both": ["pelvic-ref-002", "totalseg-example"]}
 REAL_REPEAT = 6
-FINE_TUNE = {"epochs": 6, "lr": 0.0005}
+FINE_TUNE = {"epochs": 12, "lr": 0.0005}
 
 
 def train_config(recipe: str, epochs: int, model: str, width: int) -> dict:
