@@ -23,7 +23,7 @@ from cervseg.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a YAML key must not be silently ignored.
 
     Validators are built on first use (defer_build), so `cervseg segment`, which validates
@@ -36,7 +36,7 @@ class _Strict(BaseModel):
 MAX_CROP_PIXELS = 2048  # a larger network input is a config mistake, not a pelvis (and a MemoryError)
 
 
-class PreprocessConfig(_Strict):
+class PreprocessConfig(StrictModel):
     """The plan: how HU slices become network input; used identically by training and inference.
 
     Two kinds of plan. The **millimetre plan** (the default, nnU-Net's habit): every slice is
@@ -118,7 +118,7 @@ class PreprocessConfig(_Strict):
         return self.intensity == "zscore" and self.zscore_mean is None
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     """Training-time augmentation (paper 001). Probabilities are per slice.
 
     A left-right flip mirrors the patient, so it also swaps every ``*_L``/``*_R`` pair of
@@ -170,7 +170,7 @@ class AugmentConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Which registered architecture to build and how wide."""
 
     name: str = Field(..., min_length=1)
@@ -184,7 +184,7 @@ class ModelConfig(_Strict):
     )
 
 
-class LossConfig(_Strict):
+class LossConfig(StrictModel):
     """A loss of cervseg.train.losses by name, with its options (weights, alpha/beta, ...)."""
 
     name: str = Field("ce", min_length=1)
@@ -194,7 +194,7 @@ class LossConfig(_Strict):
     )
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictModel):
     """Adam, as both papers used."""
 
     lr: float = Field(1e-3, gt=0)
@@ -202,7 +202,7 @@ class OptimizerConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
 
 
-class GridSearchConfig(_Strict):
+class GridSearchConfig(StrictModel):
     """Learning rate x batch size grid (paper 001); the cell with the best validation loss wins."""
 
     learning_rates: list[float] = Field(..., min_length=1)
@@ -217,14 +217,14 @@ class GridSearchConfig(_Strict):
         return self
 
 
-class ExtraTrainingCache(_Strict):
+class ExtraTrainingCache(StrictModel):
     """Another cache whose patients all train (none validate): e.g. a few real cases beside phantoms."""
 
     cache: Path = Field(..., description="folder written by `cervseg dataset`")
     repeat: int = Field(1, ge=1, description="each of its slices counts this many times per pass")
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     cache: Path = Field(..., description="folder written by `cervseg dataset`")
     extra_train: list[ExtraTrainingCache] = Field(
         default_factory=list, description="more caches whose patients are added to the training split only"
@@ -242,7 +242,7 @@ class DataConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Everything `cervseg train` needs; saved as config.yaml in the output folder."""
 
     data: DataConfig
@@ -270,12 +270,12 @@ class TrainConfig(_Strict):
 
     def resolve_paths(self, base: Path) -> "TrainConfig":
         """A copy whose relative paths are taken relative to ``base`` (the config's folder)."""
-        extra = [e.model_copy(update={"cache": _under(base, e.cache)}) for e in self.data.extra_train]
-        data = self.data.model_copy(update={"cache": _under(base, self.data.cache), "extra_train": extra})
+        extra = [e.model_copy(update={"cache": resolve_under(base, e.cache)}) for e in self.data.extra_train]
+        data = self.data.model_copy(update={"cache": resolve_under(base, self.data.cache), "extra_train": extra})
         model = self.model
         if model.init_from is not None:
-            model = model.model_copy(update={"init_from": _under(base, model.init_from)})
-        return self.model_copy(update={"data": data, "out_dir": _under(base, self.out_dir), "model": model})
+            model = model.model_copy(update={"init_from": resolve_under(base, model.init_from)})
+        return self.model_copy(update={"data": data, "out_dir": resolve_under(base, self.out_dir), "model": model})
 
 
 def _check_ae_title(title: str) -> str:
@@ -290,7 +290,7 @@ def _check_ae_title(title: str) -> str:
 AETitle = Annotated[str, AfterValidator(_check_ae_title)]
 
 
-class DestinationConfig(_Strict):
+class DestinationConfig(StrictModel):
     """A DICOM peer (planning system, PACS) the node sends its RTSTRUCTs to by C-STORE."""
 
     ae_title: AETitle = Field(..., description="the peer's AE title")
@@ -302,7 +302,7 @@ class DestinationConfig(_Strict):
         return f"{self.ae_title}@{self.host}:{self.port}"
 
 
-class NodeConfig(_Strict):
+class NodeConfig(StrictModel):
     """Everything `cervseg serve` needs: the DICOM node (C-STORE in, RTSTRUCT out)."""
 
     ae_title: AETitle = Field("CERVSEG", description="our AE title (1-16 characters)")
@@ -339,15 +339,16 @@ class NodeConfig(_Strict):
 
     def resolve_paths(self, base: Path) -> "NodeConfig":
         """A copy whose relative paths (spool, output folder, model) are taken relative to ``base``."""
-        update: dict[str, Any] = {"spool": _under(base, self.spool)}
+        update: dict[str, Any] = {"spool": resolve_under(base, self.spool)}
         if self.output_folder is not None:
-            update["output_folder"] = _under(base, self.output_folder)
+            update["output_folder"] = resolve_under(base, self.output_folder)
         if self.model_path is not None:
-            update["model"] = str(_under(base, self.model_path))
+            update["model"] = str(resolve_under(base, self.model_path))
         return self.model_copy(update=update)
 
 
-def _under(base: Path, path: Path) -> Path:
+def resolve_under(base: Path, path: Path) -> Path:
+    """``path`` taken relative to ``base`` (a config file's folder) unless it is absolute."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else (Path(base) / path).resolve()
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from cervseg.config import LossConfig, ModelConfig, _Strict, _under, load_config
+from cervseg.config import LossConfig, ModelConfig, StrictModel, load_config, resolve_under
 
 ARM_NAME = r"^[A-Za-z0-9_]+$"
 #: Train-config keys a study sets for every run itself; a config that sets them is an error.
@@ -24,7 +24,7 @@ STUDY_OWNED = ("out_dir", "seed", "model", "loss")
 CLAIM_METRICS = ("dice_2d", "dice_3d", "hd95_2d_mm", "hd95_3d_mm")
 
 
-class ArmConfig(_Strict):
+class ArmConfig(StrictModel):
     """One compared configuration: a model and a loss, on one profile's set-up."""
 
     name: str = Field(..., pattern=ARM_NAME, description="letters, digits and _ (it names run folders)")
@@ -34,7 +34,7 @@ class ArmConfig(_Strict):
     paper: str = Field("", description="where the arm comes from, for the report")
 
 
-class ClaimConfig(_Strict):
+class ClaimConfig(StrictModel):
     """A paper's claim: ``arm`` beats every one of ``baselines`` on ``structures``.
 
     ``scope: each``: on every structure separately (one test per baseline and structure);
@@ -50,7 +50,7 @@ class ClaimConfig(_Strict):
     scope: Literal["each", "mean"] = "each"
 
 
-class ExtraTestConfig(_Strict):
+class ExtraTestConfig(StrictModel):
     """A further test set scored by every run, e.g. a clinic's real CTs beside a phantom cohort.
 
     ``cases`` is read as `cervseg evaluate --reference` reads it (a DICOM CT + RTSTRUCT or a
@@ -64,7 +64,7 @@ class ExtraTestConfig(_Strict):
     optional: bool = Field(False, description="skip the set, with a warning, where its folder is absent")
 
 
-class StudyConfig(_Strict):
+class StudyConfig(StrictModel):
     """Everything `cervseg study` needs; saved as study.yaml in the study folder."""
 
     cache: Path = Field(..., description="folder written by `cervseg dataset`; its test split is the study's test set")
@@ -119,11 +119,11 @@ class StudyConfig(_Strict):
 
     def resolve_paths(self, base: Path) -> "StudyConfig":
         """A copy whose cache and out_dir are taken relative to ``base`` (the config's folder)."""
-        extra = [e.model_copy(update={"cases": _under(base, e.cases),
-                                      "names": None if e.names is None else _under(base, e.names)})
+        extra = [e.model_copy(update={"cases": resolve_under(base, e.cases),
+                                      "names": None if e.names is None else resolve_under(base, e.names)})
                  for e in self.extra_tests]
-        return self.model_copy(update={"cache": _under(base, self.cache), "out_dir": _under(base, self.out_dir),
-                                       "extra_tests": extra})
+        return self.model_copy(update={"cache": resolve_under(base, self.cache),
+                                       "out_dir": resolve_under(base, self.out_dir), "extra_tests": extra})
 
 
 def load_study_config(path: Path | str) -> StudyConfig:
