@@ -128,3 +128,24 @@ def test_extra_caches_add_their_patients_repeated_and_say_what_was_contoured(cac
     assert item["labelled"].tolist() == [s in ("Bladder", "Femur_Head_L") for s in STRUCTURES]
     assert both[0]["labelled"].all()
     torch.testing.assert_close(item["image"], extra[0]["image"], rtol=0, atol=0)
+
+
+def test_with_left_right_flips_a_side_counts_as_contoured_only_with_its_twin(tmp_path):
+    from cervseg.data.cache import PatientRecord, build_cache
+
+    (tmp_path / "src" / "R03").mkdir(parents=True)
+
+    def read(folder):
+        vol, labels = tiny_patient(3)
+        return PatientRecord(vol, labels.subset(["Bladder", "Femur_Head_L"]))  # no right head contoured
+
+    build_cache(tmp_path / "c", [tmp_path / "src" / "R03"], read, STRUCTURES, val_fraction=0.0,
+                test_fraction=0.0, partial=True)
+    partial = Cache(tmp_path / "c")
+    cfg = PreprocessConfig(intensity="window", crop_size=64)
+    flips = Augmenter(AugmentConfig(flip_lr_prob=0.5), STRUCTURES)
+    no_flips = Augmenter(AugmentConfig(flip_lr_prob=0.0, rotate_prob=1.0), STRUCTURES)
+    with_flips = SliceDataset(partial, ["R03"], STRUCTURES, cfg, augment=flips)
+    without = SliceDataset(partial, ["R03"], STRUCTURES, cfg, augment=no_flips)
+    assert [s for s, k in zip(STRUCTURES, with_flips.labelled[0]) if k] == ["Bladder"]
+    assert [s for s, k in zip(STRUCTURES, without.labelled[0]) if k] == ["Bladder", "Femur_Head_L"]

@@ -26,6 +26,7 @@ from cervseg.config import PreprocessConfig
 from cervseg.data.augment import Augmenter
 from cervseg.data.cache import Cache, unpack_masks
 from cervseg.errors import ConfigError
+from cervseg.structures import left_right_swap
 from cervseg.data.preprocess import (
     AIR_HU, Preprocessor, SliceGrid, body_bounding_box, crop, grid_for, zscore_statistics,
 )
@@ -111,6 +112,11 @@ class SliceDataset(Dataset):
         for c in {id(c): c for c, _ in self.sources}.values():
             c.channels(self.structures)  # fail early, naming the structure a cache lacks
         self.labelled = [np.array([s in c.labelled(pid) for s in self.structures]) for c, pid in self.sources]
+        if augment is not None and augment.cfg.enabled and augment.cfg.flip_lr_prob > 0:
+            # a left-right flip swaps *_L and *_R masks: each of a pair counts as contoured only
+            # where both are, so a flipped slice cannot teach "absent" on the uncontoured side
+            swap = np.asarray(left_right_swap(self.structures), dtype=np.intp)
+            self.labelled = [known & known[swap] for known in self.labelled]
         self.pre = Preprocessor(preprocess)
         self.augment = augment
         self.seed = int(seed)
