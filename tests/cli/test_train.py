@@ -88,3 +88,25 @@ def test_bad_config_is_exit_2_one_line(project, over, field):
     errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and field in errors[0], result.output
     assert not (project / "runs" / "bad" / "best").exists()
+
+
+def test_the_fine_tuning_example_of_docs_training_starts_from_the_builtin_model(project):
+    """docs/training.md's finetune.yaml, as printed, on a small cache: the plan it gives is the
+    built-in model's (or init_from would refuse it) and training starts from its weights."""
+    from cervseg.infer.builtin import builtin_model_path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    cfg = yaml.safe_load(doc.split("# finetune.yaml")[1].split("```")[0].split("\n", 1)[1])
+    cfg["model"]["init_from"] = str(builtin_model_path())
+    cfg.update(epochs=1, max_steps_per_epoch=1, threads=1, out_dir="runs/finetune")
+    path = project / "finetune.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = run("train", "--config", path)
+    assert result.exit_code == 0, result.output
+    tuned = load_checkpoint(project / "runs" / "finetune" / "best")
+    builtin = load_checkpoint(builtin_model_path())
+    assert tuned.metadata.preprocess == builtin.metadata.preprocess
+    assert tuned.metadata.training_summary["init_from"] == str(builtin_model_path())
+    start = dict(builtin.model.named_parameters())
+    moved = [float((p - start[k]).abs().max()) for k, p in tuned.model.named_parameters()]
+    assert max(moved) < 0.05, "one step at lr 5e-4 stays next to the built-in weights"
