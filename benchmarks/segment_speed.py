@@ -10,6 +10,8 @@ Usage:
     python benchmarks/segment_speed.py                  # built-in + every architecture
     python benchmarks/segment_speed.py --models builtin --threads 2 --repeat 3
     python benchmarks/segment_speed.py --models builtin,path/to/checkpoint   # compare with a trained one
+    python benchmarks/segment_speed.py --models builtin,OLD --whole-process --repeat 3
+        # `cervseg segment` as a user runs it, models alternated, median wall time and peak RSS
 """
 
 from __future__ import annotations
@@ -116,11 +118,46 @@ def measure_one(ct: Path, model: str, threads: int, repeat: int) -> dict:
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)}
 
 
+def whole_process(ct: Path, models: list[str], repeat: int, threads: int) -> None:
+    """``cervseg segment`` in a fresh process per run, the models alternated so drift hits all;
+    prints each model's runs and their medians (wall time, the child's peak RSS)."""
+    import os
+    import shutil
+    import statistics
+
+    cli = Path(sys.executable).with_name("cervseg")
+    runs: dict[str, list[tuple[float, float]]] = {m: [] for m in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            for model in models:
+                out = Path(tmp) / "out"
+                shutil.rmtree(out, ignore_errors=True)
+                cmd = [str(cli), "segment", "--dicom", str(ct), "--out", str(out), "--threads", str(threads)]
+                if model != "builtin":
+                    cmd += ["--model", model]
+                t = time.perf_counter()
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _, status, usage = os.wait4(proc.pid, 0)
+                seconds = time.perf_counter() - t
+                if os.waitstatus_to_exitcode(status) != 0:
+                    print(f"{model:<16} failed (exit {os.waitstatus_to_exitcode(status)})")
+                    return
+                runs[model].append((seconds, usage.ru_maxrss / 1024.0))
+    width = 7 * repeat + 2
+    print(f"{'model':<16}{'runs s':>{width}}{'median s':>10}{'peak MB runs':>{width}}{'median MB':>11}")
+    for model, values in runs.items():
+        secs, mbs = [v[0] for v in values], [v[1] for v in values]
+        print(f"{model:<16}{', '.join(f'{x:.2f}' for x in secs):>{width}}{statistics.median(secs):>10.2f}"
+              f"{', '.join(f'{x:.0f}' for x in mbs):>{width}}{statistics.median(mbs):>11.0f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="builtin,unet,cab_se_unet,resau_net,attention_unet,unet_pp")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time `cervseg segment` as a user runs it (start-up and exit included)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--ct", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,6 +167,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         ct = make_ct(Path(tmp))
+        if args.whole_process:
+            print(f"CT: {SLICES} slices of 512x512, {args.threads} threads, `cervseg segment` {args.repeat} times each")
+            whole_process(ct, args.models.split(","), args.repeat, args.threads)
+            return 0
         print(f"CT: {SLICES} slices of 512x512, {args.threads} threads, best of {args.repeat} runs")
         print(f"{'model':<16}{'params':>12}{'total s':>9}{'s/slice':>9}{'model s':>9}{'peak MB':>9}")
         for model in args.models.split(","):
