@@ -143,7 +143,7 @@ def whole_process(ct: Path, models: list[str], repeat: int, threads: int) -> Non
                     print(f"{model:<16} failed (exit {os.waitstatus_to_exitcode(status)})")
                     return
                 runs[model].append((seconds, usage.ru_maxrss / 1024.0))
-    width = 7 * repeat + 2
+    width = max(7 * repeat + 2, 14)
     print(f"{'model':<16}{'runs s':>{width}}{'median s':>10}{'peak MB runs':>{width}}{'median MB':>11}")
     for model, values in runs.items():
         secs, mbs = [v[0] for v in values], [v[1] for v in values]
