@@ -55,8 +55,8 @@ from cervseg.train.result import EpochHook, TrainResult
 
 log = logging.getLogger(__name__)
 
-# Settings that may differ when resuming: they change how long or how fast, not what is learnt.
 UNLABELLED_LOGIT = 30.0  # sigmoid(-30) ~ 1e-13: "absent", with no gradient through the network
+# Settings that may differ when resuming: they change how long or how fast, not what is learnt.
 RESUMABLE_CHANGES = {"epochs", "num_workers", "threads", "device", "early_stopping_patience"}
 
 
@@ -160,7 +160,8 @@ class Trainer:
         self.cache = Cache(cfg.data.cache)
         self.structures = resolve_structures(cfg, self.cache, self.source)
         self.train_ids, self.val_ids = self.cache.split("train"), self.cache.split("val")
-        self.extra = [(Cache(e.cache), pid, e.repeat) for e in cfg.data.extra_train for pid in Cache(e.cache).patients]
+        extra_caches = [(Cache(e.cache), e.repeat) for e in cfg.data.extra_train]
+        self.extra = [(cache, pid, repeat) for cache, repeat in extra_caches for pid in cache.patients]
         if not self.val_ids:
             raise InputError(f"{self.cache.folder}: the cache has no validation patients "
                              "(rebuild it with `cervseg dataset --val-fraction` > 0)")
