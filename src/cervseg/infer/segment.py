@@ -113,10 +113,8 @@ def segment_series(
     volume = read_ct_series(dicom, series_uid)
     timings["read"] = time.perf_counter() - start
     uid = volume.series.series_instance_uid
-    if nifti:
-        check_replaceable(out / f"nifti_{uid}")
-    for name in output_file_names(uid, seg, qa):
-        check_file_replaceable(out / name)  # before the long work: never overwrite the user's own copy
+    names = output_names(uid, seg=seg, nifti=nifti, qa=qa)
+    check_outputs_replaceable(out, names)  # before the long work: never overwrite the user's own copy
 
     t = time.perf_counter()
     predictor = predictor or Predictor.from_checkpoint(
@@ -134,10 +132,9 @@ def segment_series(
     out.mkdir(parents=True, exist_ok=True)
     staging = make_staging_dir(out, "segment")
     try:
-        names = [f"RS_{uid}.dcm"]
         try:
             write_rtstruct(
-                labels, volume, staging / names[0], catalogue=catalogue, label="cervseg AUTO",
+                labels, volume, staging / names["rtstruct"], catalogue=catalogue, label="cervseg AUTO",
                 description=description, series_description="cervseg automatic contours",
                 roi_generation_algorithm="AUTOMATIC", algorithm_name=f"cervseg {predictor.metadata.model_name}",
             )
@@ -146,27 +143,22 @@ def segment_series(
         if seg:
             from cervseg.dicom.seg_write import write_seg  # highdicom: only when a SEG is asked for
 
-            names.append(f"SEG_{uid}.dcm")
-            write_seg(labels, volume, staging / names[-1], catalogue=catalogue,
+            write_seg(labels, volume, staging / names["seg"], catalogue=catalogue,
                       algorithm_name=f"cervseg {predictor.metadata.model_name}")
         if nifti:
             from cervseg.nifti import write_case  # nibabel: only when NIfTI is asked for
 
-            names.append(f"nifti_{uid}")
-            write_case(volume, labels, staging / names[-1])
+            write_case(volume, labels, staging / names["nifti"])
         if qa:
             t_qa = time.perf_counter()
-            names.append(qa_file_name(uid))
-            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, raw.midline_x), staging / names[-1])
+            write_qa_csv(slice_qa(volume, labels, probabilities, catalogue, raw.midline_x), staging / names["qa"])
             timings["qa"] = time.perf_counter() - t_qa
+        check_outputs_replaceable(out, names)  # nothing slipped in while we worked
         outputs = []
-        for name in names:
+        for name in names.values():
             target = out / name
             if target.is_dir():
-                check_replaceable(target)  # never delete what cervseg did not write
                 shutil.rmtree(target)
-            else:
-                check_file_replaceable(target)  # nothing slipped in while we worked
             os.replace(staging / name, target)
             outputs.append(target)
         record_written_files(out, [p.name for p in outputs])
@@ -187,9 +179,22 @@ def segment_series(
     return SegmentResult(volume, labels, outputs, timings)
 
 
-def output_file_names(uid: str, seg: bool, qa: bool) -> list[str]:
-    """The files (not folders) ``segment_series`` writes for the series ``uid``."""
-    return [f"RS_{uid}.dcm", *([f"SEG_{uid}.dcm"] if seg else []), *([qa_file_name(uid)] if qa else [])]
+def output_names(uid: str, *, seg: bool, nifti: bool, qa: bool) -> dict[str, str]:
+    """What ``segment_series`` writes for the series ``uid``, by kind, in writing order."""
+    names = {"rtstruct": f"RS_{uid}.dcm"}
+    if seg:
+        names["seg"] = f"SEG_{uid}.dcm"
+    if nifti:
+        names["nifti"] = f"nifti_{uid}"  # a folder
+    if qa:
+        names["qa"] = qa_file_name(uid)
+    return names
+
+
+def check_outputs_replaceable(out: Path, names: dict[str, str]) -> None:
+    """Refuse when an output would replace what cervseg did not write, or what was edited since."""
+    for kind, name in names.items():
+        (check_replaceable if kind == "nifti" else check_file_replaceable)(out / name)
 
 
 def load_predictor(
