@@ -128,16 +128,20 @@ def _files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def _record_entry(path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+
+
+def _record_text(files: Mapping[str, object]) -> str:
+    return json.dumps({"writer": "cervseg", "files": files}, indent=0)
+
+
 def write_record(folder: Path) -> None:
     """Record every file now in ``folder`` (size, mtime, SHA-256) as written by cervseg."""
     folder = Path(folder)
-    files = {}
-    for path in _files(folder):
-        stat = path.stat()
-        files[path.relative_to(folder).as_posix()] = {
-            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path),
-        }
-    (folder / WRITTEN_RECORD).write_text(json.dumps({"writer": "cervseg", "files": files}, indent=0), encoding="utf-8")
+    files = {path.relative_to(folder).as_posix(): _record_entry(path) for path in _files(folder)}
+    (folder / WRITTEN_RECORD).write_text(_record_text(files), encoding="utf-8")
 
 
 def _read_record(folder: Path) -> dict[str, dict] | None:
@@ -225,12 +229,10 @@ def record_written_files(folder: Path, names: Iterable[str]) -> None:
     folder = Path(folder)
     record = _read_record(folder) or {}
     for name in names:
-        path = folder / name
-        if path.is_file():
-            stat = path.stat()
-            record[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+        if (folder / name).is_file():
+            record[name] = _record_entry(folder / name)
     with atomic_file(folder / WRITTEN_RECORD) as tmp:
-        tmp.write_text(json.dumps({"writer": "cervseg", "files": record}, indent=0), encoding="utf-8")
+        tmp.write_text(_record_text(record), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- checks before the long work
