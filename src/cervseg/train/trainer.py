@@ -162,6 +162,7 @@ class Trainer:
         self.train_ids, self.val_ids = self.cache.split("train"), self.cache.split("val")
         extra_caches = [(Cache(e.cache), e.repeat) for e in cfg.data.extra_train]
         self.extra = [(cache, pid, repeat) for cache, repeat in extra_caches for pid in cache.patients]
+        self.train_sources = [(self.cache, p) for p in self.train_ids] + [(c, p) for c, p, _ in self.extra]
         if not self.val_ids:
             raise InputError(f"{self.cache.folder}: the cache has no validation patients "
                              "(rebuild it with `cervseg dataset --val-fraction` > 0)")
@@ -215,8 +216,8 @@ class Trainer:
                               "(partial labels); train them with output_mode: multilabel")
         self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
         # what the training CTs were like, for `segment`'s out-of-range warning (main process writes it)
-        self.seen = (describe_cache([(self.cache, p) for p in self.train_ids] + [(c, p) for c, p, _ in self.extra],
-                                    self.structures, preprocess.body_threshold_hu) if ctx.is_main else {})
+        self.seen = (describe_cache(self.train_sources, self.structures, preprocess.body_threshold_hu)
+                     if ctx.is_main else {})
         local_bs = D.local_batch_size(cfg.batch_size, ctx)
         self.sampler = DistributedSampler(self.train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
                                           shuffle=True, seed=cfg.seed, drop_last=False)
@@ -252,11 +253,10 @@ class Trainer:
 
     def _voxel_counts(self) -> list[float]:
         """Voxels per output channel over the training patients (background: all the rest)."""
-        sources = [(self.cache, p) for p in self.train_ids] + [(c, p) for c, p, _ in self.extra]
-        per = {s: float(sum(c.entry(p)["voxels"][s] for c, p in sources)) for s in self.structures}
+        per = {s: float(sum(c.entry(p)["voxels"][s] for c, p in self.train_sources)) for s in self.structures}
         if self.cfg.merge_femoral_heads:
             per["Femur_Head"] = per.pop("Femur_Head_L") + per.pop("Femur_Head_R")
-        total = float(sum(np.prod(c.geometry(p).shape) for c, p in sources))
+        total = float(sum(np.prod(c.geometry(p).shape) for c, p in self.train_sources))
         per[BACKGROUND] = max(total - sum(per.values()), 1.0)
         return [per[c] for c in self.channels]
 
