@@ -81,6 +81,11 @@ class PatientRecord:
 Reader = Callable[[Path], PatientRecord]
 
 
+def refuses_missing(missing: Sequence[str], structures: Sequence[str], partial: bool) -> bool:
+    """A patient lacking ``missing`` is refused: any one missing, or with partial labels all."""
+    return bool(missing) and not (partial and len(missing) < len(structures))
+
+
 class CacheWriter:
     """Collects patients into a folder (the caller makes that folder atomic)."""
 
@@ -95,7 +100,7 @@ class CacheWriter:
         """Raise a CervsegError naming the reason when this patient cannot be used."""
         vol, labels = record.volume, record.labels
         missing = [s for s in self.structures if s not in labels]
-        if missing and not (self.partial and len(missing) < len(self.structures)):
+        if refuses_missing(missing, self.structures, self.partial):
             raise InputError(f"missing structures: {', '.join(missing)}")
         labels.require_grid(vol.geometry)
         empty = [s for s in self.labelled(labels) if not labels[s].any()]
@@ -205,16 +210,16 @@ def dicom_patient_reader(template_name: str, names: Path | None, structures: Seq
 
     def read(folder: Path) -> PatientRecord:
         patient = read_patient(folder, template, names)
-        missing = [s for s in structures if s not in patient.labels]
-        if missing and not (partial and len(missing) < len(structures)):
+        found = [s for s in structures if s in patient.labels]
+        missing = [s for s in structures if s not in found]
+        if refuses_missing(missing, structures, partial):
             unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
             hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
             raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
         info = {
             "rtstruct": str(patient.rtstruct_path),
-            "roi_names": {s: patient.match.matched.get(s, s) for s in structures if s in patient.labels},
+            "roi_names": {s: patient.match.matched.get(s, s) for s in found},
         }
-        found = [s for s in structures if s in patient.labels]
         return PatientRecord(canonical_volume(patient.volume),
                              canonical_labels(patient.labels.subset(found)), info)
 
