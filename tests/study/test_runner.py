@@ -113,3 +113,37 @@ def test_a_changed_config_is_refused_for_an_existing_run(project):
                  base={**cfg.base, "optimizer": {"lr": 0.01}})
     result = CliRunner().invoke(app, ["study", "--config", str(config), "--quick"])
     assert result.exit_code == 2 and "was made with a different config (it differs in optimizer)" in result.output
+
+
+def test_a_run_held_by_another_process_is_left_to_it_and_a_rerun_takes_it(project):
+    from cervseg.study.lock import run_lock
+
+    config = study_config(project, "shared.yaml", out_dir="shared", seeds=[0])
+    cfg = load_study_config(config)
+    runs = expand(cfg, str(config))
+    with run_lock(runs[0].folder) as held:  # flock conflicts across open files, even in one process
+        assert held
+        outcome = run_study(runs, cfg.out_dir, config_to_dict(cfg))
+    assert outcome.busy == ["resau-s0"] and outcome.completed == ["unet-s0"] and not outcome.complete
+    assert not runs[0].train_dir.exists()  # nothing of the held run was touched
+    assert [run_status(r) for r in runs] == [NEW, SCORED]
+    outcome = run_study(runs, cfg.out_dir, config_to_dict(cfg))
+    assert outcome.complete and outcome.completed == ["resau-s0"] and outcome.skipped == ["unet-s0"]
+
+
+@pytest.mark.slow
+def test_two_study_processes_share_the_runs_and_train_each_once(project):
+    config = study_config(project, "pair.yaml", out_dir="pair", seeds=[0, 1])
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "cervseg", "study", "--config", str(config)]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    logs = [p.communicate(timeout=900)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    runs = expand(load_study_config(config), str(config))
+    assert all(run_status(r) == SCORED for r in runs)
+    for run in runs:  # each run trained by exactly one of the two processes, from its first epoch to its last
+        starts = [log.count(f"run {run.run_id}: starting training") for log in logs]
+        assert sorted(starts) == [0, 1], (run.run_id, starts)
+        assert [int(r["epoch"]) for r in _log_rows(run.train_dir / "log.csv")] == [1, 2]
+    assert all(f"run {r.run_id}: starting training" in logs[0] + logs[1] for r in runs)

@@ -19,7 +19,7 @@ HELP = (
     "run's best checkpoint and score them (3D per patient, 2D per slice).\n\n"
     "Writes OUT/study.yaml and OUT/runs/<arm>-s<seed>/ (train.yaml, train/, scores/). Resumable: "
     "rerun the same command after an interrupt (even a kill); finished runs are never redone "
-    "and an interrupted run continues from its last epoch. --quick runs one step per run in "
+    "and an interrupted run continues from its last epoch. Start it more than once (one process per core or GPU) and the processes share the runs. --quick runs one step per run in "
     "OUT/quick/ (a check of the set-up, not a result). Then: `cervseg study-report`."
 )
 EXAMPLE = """\
@@ -91,9 +91,13 @@ def study(
     except KeyboardInterrupt:
         log.error("interrupted; continue with: cervseg study --config %s%s", config, " --quick" if quick else "")
         raise typer.Exit(130) from None
-    if not outcome.complete:
+    if outcome.busy:
+        log.warning("%d run(s) being run by another study process (%s); when it ends, "
+                    "rerun the same command to check that the study is complete", len(outcome.busy), ", ".join(outcome.busy))
+    if outcome.remaining:
         log.warning("study not complete: %d run(s) left (%s); rerun the same command to continue",
                     len(outcome.remaining), ", ".join(outcome.remaining))
+    if not outcome.complete:
         return
     log.info("study complete: %d run(s) done now, %d earlier; report: cervseg study-report --study %s --out REPORT",
              len(outcome.completed), len(outcome.skipped), cfg.out_dir)

@@ -11,6 +11,9 @@ Resumability, run by run (state is read from the run's own folder, nothing else)
 A run folder whose train.yaml differs from what the config now says is an error: the
 study would otherwise mix results of two configs.
 
+Several processes may run one study at once (``cervseg study`` started twice): each run is
+taken under a lock (cervseg.study.lock), and a run another process holds is left to it.
+
 ``max_hours``: no run starts after the deadline, and a running one stops cleanly after the
 epoch that crosses it (its last/ is saved first); rerunning the command continues.
 """
@@ -31,6 +34,7 @@ from cervseg.data.cache import Cache
 from cervseg.errors import ConfigError, InputError
 from cervseg.study.plan import STUDY_FILE, Run
 from cervseg.study.config import ExtraTestConfig
+from cervseg.study.lock import run_lock
 from cervseg.study.scoring import is_scored, score_extra_cases, score_patients, write_scores
 
 log = logging.getLogger(__name__)
@@ -44,15 +48,16 @@ class StudyDeadline(Exception):
 
 @dataclass
 class StudyOutcome:
-    """What one invocation did: runs finished now, already finished, and those left to do."""
+    """What one invocation did: runs finished now, already finished, left to do, and held by another process."""
 
     completed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     remaining: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return not self.remaining
+        return not self.remaining and not self.busy
 
 
 def training_finished(run: Run) -> bool | None:
@@ -185,12 +190,22 @@ def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float 
         if deadline is not None and clock() >= deadline and run_status(run, extra) != SCORED:
             outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r, extra) != SCORED)
             break
-        log.info("run %d of %d: %s", i + 1, len(runs), run.run_id)
-        try:
-            done_now = run_one(run, cache, deadline, clock, extra)
-            (outcome.completed if done_now else outcome.skipped).append(run.run_id)
-        except StudyDeadline as stop:
-            log.warning("--max-hours reached: %s (its state is saved)", stop)
-            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r, extra) != SCORED)
-            break
+        if run_status(run, extra) == SCORED:
+            log.info("run %s: finished earlier, not redone", run.run_id)
+            outcome.skipped.append(run.run_id)
+            continue
+        with run_lock(run.folder) as held:
+            if not held:
+                log.info("run %s: another study process is running it; left to that process", run.run_id)
+                outcome.busy.append(run.run_id)
+                continue
+            log.info("run %d of %d: %s", i + 1, len(runs), run.run_id)
+            try:
+                done_now = run_one(run, cache, deadline, clock, extra)
+                (outcome.completed if done_now else outcome.skipped).append(run.run_id)
+            except StudyDeadline as stop:
+                log.warning("--max-hours reached: %s (its state is saved)", stop)
+                outcome.remaining.extend(r.run_id for r in runs[i:]
+                                         if r.run_id not in outcome.busy and run_status(r, extra) != SCORED)
+                break
     return outcome
