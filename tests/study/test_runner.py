@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cervseg.cli.main import app
@@ -147,3 +148,15 @@ def test_two_study_processes_share_the_runs_and_train_each_once(project):
         assert sorted(starts) == [0, 1], (run.run_id, starts)
         assert [int(r["epoch"]) for r in _log_rows(run.train_dir / "log.csv")] == [1, 2]
     assert all(f"run {r.run_id}: starting training" in logs[0] + logs[1] for r in runs)
+
+
+def test_a_run_made_before_a_config_field_existed_is_not_refused(project):
+    config = study_config(project, "older.yaml", out_dir="older", seeds=[0])
+    assert CliRunner().invoke(app, ["study", "--config", str(config), "--quick"]).exit_code == 0
+    saved = project / "older" / "quick" / "runs" / "resau-s0" / "train.yaml"
+    raw = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    assert raw["model"].pop("init") == "model"  # as if written before model.init was added (its default)
+    saved.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    result = CliRunner().invoke(app, ["study", "--config", str(config), "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "run resau-s0: finished earlier, not redone" in result.output

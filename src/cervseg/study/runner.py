@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import yaml
 
-from cervseg.config import config_to_dict, save_config
+from cervseg.config import TrainConfig, config_to_dict, save_config, validate_config
 from cervseg.data.cache import Cache
 from cervseg.errors import ConfigError, InputError
 from cervseg.study.plan import STUDY_FILE, Run
@@ -87,7 +87,9 @@ def check_run_config(run: Run) -> None:
     """The run folder, if any, was made by this very train config."""
     if not run.config_file.is_file():
         return
-    saved = yaml.safe_load(run.config_file.read_text(encoding="utf-8"))
+    saved_raw = yaml.safe_load(run.config_file.read_text(encoding="utf-8"))
+    # validated again, so a field added to TrainConfig since (with its default) is no difference
+    saved = config_to_dict(validate_config(saved_raw, TrainConfig, str(run.config_file)))
     current = config_to_dict(run.train)
     if saved != current:
         keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
