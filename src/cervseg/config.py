@@ -182,6 +182,10 @@ class ModelConfig(StrictModel):
     init_from: Path | None = Field(
         None, description="start from this checkpoint's weights (fine-tuning; same architecture, channels and plan)"
     )
+    output_bias: Literal["model", "prior"] = Field(
+        "model", description="prior: the output layer starts at each structure's log-odds in the training "
+        "patients (sigmoid outputs begin near its true frequency, not 0.5); multilabel only"
+    )
 
 
 class LossConfig(StrictModel):

@@ -173,3 +173,18 @@ def test_loss_decreases_on_a_fixed_tiny_batch(name):
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.95 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_output_bias_puts_the_mean_logit_where_asked(name):
+    from cervseg.models.output_bias import output_layer, set_output_bias
+
+    model = tiny(name)
+    x, _ = shapes_batch()
+    target = torch.tensor([-4.0, -2.5, 1.0])
+    head = set_output_bias(model, x, target)
+    assert head is output_layer(model, x)[0]  # the same layer is found again after the shift
+    model.eval()
+    with torch.no_grad():
+        mean = model(x).transpose(0, 1).reshape(OUT, -1).mean(1)
+    assert torch.allclose(mean, target, atol=1e-4), (name, mean)

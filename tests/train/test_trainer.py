@@ -258,3 +258,26 @@ def test_init_from_starts_at_the_checkpoints_weights_and_refuses_another_network
     with pytest.raises(ConfigError, match="preprocess plan differ"):
         train(make_cfg(cache_dir, tmp_path / "plan", preprocess={"window_width": 500},
                        model={"init_from": str(first.checkpoint)}))
+
+
+def test_prior_output_bias_starts_each_sigmoid_at_its_training_frequency(cache_dir, tmp_path):
+    from cervseg.models.output_bias import log_odds
+
+    cfg = make_cfg(cache_dir, tmp_path / "prior", output_mode="multilabel", model={"output_bias": "prior"})
+    trainer = Trainer(cfg)
+    trainer._build(resume=False)
+    cache = Cache(cache_dir)
+    train_ids = cache.split("train")
+    total = sum(np.prod(cache.geometry(p).shape) for p in train_ids)
+    expected = log_odds([sum(cache.entry(p)["voxels"][s] for p in train_ids) / total for s in trainer.structures])
+    batch = next(iter(torch.utils.data.DataLoader(trainer.val_ds, batch_size=64)))
+    trainer.model.eval()
+    with torch.no_grad():
+        mean = trainer.model(batch["image"]).transpose(0, 1).reshape(len(expected), -1).mean(1)
+    # set on training slices, checked on validation ones: the same organs, so close, not equal
+    assert torch.allclose(mean, expected, atol=1.0), (mean, expected)
+    assert (expected < -2).all()  # rare organs: far below the 0.5 a zero logit means
+
+    multiclass = make_cfg(cache_dir, tmp_path / "mc", output_mode="multiclass", model={"output_bias": "prior"})
+    with pytest.raises(ConfigError, match="output_bias: prior is for multilabel"):
+        Trainer(multiclass)._build(resume=False)

@@ -215,6 +215,8 @@ class Trainer:
             raise ConfigError(f"{self.source}: some training patients have only some structures contoured "
                               "(partial labels); train them with output_mode: multilabel")
         self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
+        if cfg.model.output_bias == "prior" and self.state is None and cfg.model.init_from is None:
+            self._prior_output_bias(preprocess)
         # what the training CTs were like, for `segment`'s out-of-range warning (main process writes it)
         self.seen = (describe_cache(self.train_sources, self.structures, preprocess.body_threshold_hu)
                      if ctx.is_main else {})
@@ -251,14 +253,31 @@ class Trainer:
         model.load_state_dict(loaded.model.state_dict())
         log.info("starting from the weights of %s", checkpoint)
 
-    def _voxel_counts(self) -> list[float]:
+    def _prior_output_bias(self, preprocess: Any) -> None:
+        """Output bias at each channel's log-odds over the training volumes (cervseg.models.output_bias)."""
+        from cervseg.models.output_bias import log_odds, set_output_bias
+
+        if self.cfg.output_mode != "multilabel":
+            raise ConfigError(f"{self.source}: model.output_bias: prior is for multilabel (sigmoid) outputs")
+        counts = self._voxel_counts(background=False)
+        total = float(sum(np.prod(c.geometry(p).shape) for c, p in self.train_sources))
+        target = log_odds([n / total for n in counts])
+        # unaugmented training slices: what the network will see, without spending the augmenter's random draws
+        plain = SliceDataset(self.cache, self.train_ids, self.structures, preprocess, seed=self.cfg.seed)
+        picks = np.linspace(0, len(plain) - 1, min(len(plain), 16)).round().astype(int)
+        sample = torch.stack([plain[int(i)]["image"] for i in picks]).to(self.device)
+        set_output_bias(self.model, sample, target.to(self.device))
+        log.info("output bias set to the training log-odds %s", ", ".join(
+            f"{c} {t:.2f}" for c, t in zip(self.channels, target.tolist())))
+
+    def _voxel_counts(self, background: bool = True) -> list[float]:
         """Voxels per output channel over the training patients (background: all the rest)."""
         per = {s: float(sum(c.entry(p)["voxels"][s] for c, p in self.train_sources)) for s in self.structures}
         if self.cfg.merge_femoral_heads:
             per["Femur_Head"] = per.pop("Femur_Head_L") + per.pop("Femur_Head_R")
         total = float(sum(np.prod(c.geometry(p).shape) for c, p in self.train_sources))
         per[BACKGROUND] = max(total - sum(per.values()), 1.0)
-        return [per[c] for c in self.channels]
+        return [per[c] for c in self.channels if background or c != BACKGROUND]
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
