@@ -73,3 +73,34 @@ def build_real_cache(out: Path, cases: Sequence[str], structures: Sequence[str])
 
     return build_cache(out, [DATA / c for c in cases], read, structures, val_fraction=0.0, test_fraction=0.0,
                        partial=True, extra={"template": "cervix", "source_root": str(DATA)})
+
+
+def write_reference_case(case: str, out: Path) -> Path:
+    """A `convert`-style NIfTI case folder (image.nii.gz + masks/) of one real case's references,
+    which `cervseg evaluate --reference` and a study's extra_tests read."""
+    from cervseg.nifti import write_case
+    from cervseg.volume import LabelMap
+
+    volume, references = CASES[case]()
+    return write_case(volume, LabelMap(volume.geometry, {s: mask for s, (mask, _) in references.items()}), out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python scripts/real_cases.py --case totalseg-example --out study/totalseg-example`."""
+    import argparse
+    import logging
+
+    parser = argparse.ArgumentParser(description=write_reference_case.__doc__)
+    parser.add_argument("--case", choices=sorted(CASES), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="the case folder to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if not (DATA / args.case).is_dir():
+        logging.error("%s: the real case is not there (../shared/data beside the repository)", DATA / args.case)
+        return 2
+    logging.info("wrote %s", write_reference_case(args.case, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
