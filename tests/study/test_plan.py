@@ -94,4 +94,7 @@ def test_the_committed_phantom_study_expands(tmp_path):
 
     assert len({r.train.model.base_width / model_spec(r.train.model.name).default_width for r in runs}) == 1
     assert {c.id for c in cfg.claims} == {"paper000_cab_se_unet", "paper001_resau_net", "paper001_lovasz"}
+    for claim in cfg.claims:  # the networks of one claim start alike: the same initialisation and output bias
+        compared = [r for r in runs if r.arm in (claim.arm, *claim.baselines)]
+        assert len({(r.train.model.init, r.train.model.output_bias) for r in compared}) == 1, claim.id
     assert yaml.safe_load(path.read_text())  # plain YAML
