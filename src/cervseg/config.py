@@ -272,6 +272,14 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch threads per process; default: the cores we may use")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    @model_validator(mode="after")
+    def _check_output_bias(self) -> "TrainConfig":
+        if self.model.output_bias == "prior" and self.output_mode != "multilabel":
+            raise ValueError("model.output_bias: prior is for multilabel (sigmoid) outputs")
+        if self.model.output_bias == "prior" and self.model.init_from is not None:
+            raise ValueError("model.output_bias: prior would overwrite the output bias of model.init_from; use one")
+        return self
+
     def resolve_paths(self, base: Path) -> "TrainConfig":
         """A copy whose relative paths are taken relative to ``base`` (the config's folder)."""
         extra = [e.model_copy(update={"cache": resolve_under(base, e.cache)}) for e in self.data.extra_train]

@@ -175,16 +175,19 @@ def test_loss_decreases_on_a_fixed_tiny_batch(name):
     assert losses[-1] < 0.95 * losses[0], losses
 
 
+@pytest.mark.parametrize("size", [SIZE, 80], ids=["64px", "80px-padded"])
 @pytest.mark.parametrize("name", MODELS)
-def test_output_bias_puts_the_mean_logit_where_asked(name):
-    from cervseg.models.output_bias import output_layer, set_output_bias
+def test_output_bias_puts_the_mean_logit_where_asked(name, size):
+    from cervseg.models.output_bias import set_output_bias
 
     model = tiny(name)
-    x, _ = shapes_batch()
+    x = torch.nn.functional.interpolate(shapes_batch()[0], size=(size, size))
     target = torch.tensor([-4.0, -2.5, 1.0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     head = set_output_bias(model, x, target)
-    assert head is output_layer(model, x)[0]  # the same layer is found again after the shift
-    model.eval()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed == [f"{head}.bias"]  # only the output bias moved: no weight, no batch-norm statistic
+    model.train()  # the statistics the first training steps use
     with torch.no_grad():
         mean = model(x).transpose(0, 1).reshape(OUT, -1).mean(1)
     assert torch.allclose(mean, target, atol=1e-4), (name, mean)

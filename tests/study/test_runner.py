@@ -137,9 +137,14 @@ def test_two_study_processes_share_the_runs_and_train_each_once(project):
     config = study_config(project, "pair.yaml", out_dir="pair", seeds=[0, 1])
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "cervseg", "study", "--config", str(config)]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    logs = [p.communicate(timeout=900)[1] for p in procs]
+    files = [project / f"pair-{i}.log" for i in range(2)]
+    procs = []
+    for path in files:  # logs to files: neither process can stall on a full pipe while the other is waited for
+        with open(path, "w", encoding="utf-8") as fh:
+            procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=fh))
+    for p in procs:
+        p.wait(timeout=900)
+    logs = [path.read_text(encoding="utf-8") for path in files]
     assert [p.returncode for p in procs] == [0, 0], logs
     runs = expand(load_study_config(config), str(config))
     assert all(run_status(r) == SCORED for r in runs)
@@ -160,3 +165,14 @@ def test_a_run_made_before_a_config_field_existed_is_not_refused(project):
     result = CliRunner().invoke(app, ["study", "--config", str(config), "--quick"])
     assert result.exit_code == 0, result.output
     assert "run resau-s0: finished earlier, not redone" in result.output
+
+
+def test_a_state_being_rewritten_is_not_taken_for_a_finished_run(project):
+    from cervseg.study.runner import peek_status
+
+    config = study_config(project, "peek.yaml", out_dir="peek", seeds=[0])
+    run = expand(load_study_config(config), str(config))[0]
+    (run.train_dir / "last").mkdir(parents=True)
+    (run.train_dir / "best").mkdir()
+    (run.train_dir / "last" / "state.pt").write_bytes(b"half written")
+    assert peek_status(run) is None  # unknown, so the run is looked at again under its lock

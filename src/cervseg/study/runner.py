@@ -83,6 +83,14 @@ def run_status(run: Run, extra: Sequence[ExtraTestConfig] = ()) -> str:
     return NEW if finished is None else INTERRUPTED
 
 
+def peek_status(run: Run, extra: Sequence[ExtraTestConfig] = ()) -> str | None:
+    """run_status without holding the run's lock: None when another process is rewriting its state."""
+    try:
+        return run_status(run, extra)
+    except InputError:
+        return None
+
+
 def check_run_config(run: Run) -> None:
     """The run folder, if any, was made by this very train config."""
     if not run.config_file.is_file():
@@ -189,10 +197,10 @@ def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float 
     deadline = None if max_hours is None else clock() + max_hours * 3600.0
     outcome = StudyOutcome()
     for i, run in enumerate(runs):
-        if deadline is not None and clock() >= deadline and run_status(run, extra) != SCORED:
-            outcome.remaining.extend(r.run_id for r in runs[i:] if run_status(r, extra) != SCORED)
+        if deadline is not None and clock() >= deadline and peek_status(run, extra) != SCORED:
+            outcome.remaining.extend(r.run_id for r in runs[i:] if peek_status(r, extra) != SCORED)
             break
-        if run_status(run, extra) == SCORED:
+        if peek_status(run, extra) == SCORED:
             log.info("run %s: finished earlier, not redone", run.run_id)
             outcome.skipped.append(run.run_id)
             continue
@@ -208,6 +216,6 @@ def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float 
             except StudyDeadline as stop:
                 log.warning("--max-hours reached: %s (its state is saved)", stop)
                 outcome.remaining.extend(r.run_id for r in runs[i:]
-                                         if r.run_id not in outcome.busy and run_status(r, extra) != SCORED)
+                                         if r.run_id not in outcome.busy and peek_status(r, extra) != SCORED)
                 break
     return outcome

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from cervseg.config import TrainConfig, config_to_dict, save_config
+from cervseg.config import TrainConfig, config_to_dict, save_config, validate_config
 from cervseg.data.augment import Augmenter
 from cervseg.data.cache import Cache
 from cervseg.data.seen import describe_cache
@@ -56,6 +56,7 @@ from cervseg.train.result import EpochHook, TrainResult
 log = logging.getLogger(__name__)
 
 UNLABELLED_LOGIT = 30.0  # sigmoid(-30) ~ 1e-13: "absent", with no gradient through the network
+PRIOR_SLICES = 512  # training slices the prior output bias is measured on (spread evenly over the set)
 # Settings that may differ when resuming: they change how long or how fast, not what is learnt.
 RESUMABLE_CHANGES = {"epochs", "num_workers", "threads", "device", "early_stopping_patience"}
 
@@ -168,7 +169,9 @@ class Trainer:
                              "(rebuild it with `cervseg dataset --val-fraction` > 0)")
         self.state = load_state(self.out / "last") if resume else None
         if self.state is not None:
-            _check_config_compatible(self.state["config"], config_to_dict(cfg), self.out / "last")
+            # validated again, so a field added to TrainConfig since the state was saved takes its default
+            saved = config_to_dict(validate_config(self.state["config"], TrainConfig, str(self.out / "last")))
+            _check_config_compatible(saved, config_to_dict(cfg), self.out / "last")
             preprocess = type(cfg.preprocess).model_validate(self.state["config"]["preprocess"])
         else:
             preprocess = resolve_preprocess(self.cache, self.train_ids, cfg.preprocess)
@@ -215,7 +218,7 @@ class Trainer:
             raise ConfigError(f"{self.source}: some training patients have only some structures contoured "
                               "(partial labels); train them with output_mode: multilabel")
         self.val_ds = SliceDataset(self.cache, self.val_ids, self.structures, preprocess, seed=cfg.seed)
-        if cfg.model.output_bias == "prior" and self.state is None and cfg.model.init_from is None:
+        if cfg.model.output_bias == "prior" and self.state is None:
             self._prior_output_bias(preprocess)
         # what the training CTs were like, for `segment`'s out-of-range warning (main process writes it)
         self.seen = (describe_cache(self.train_sources, self.structures, preprocess.body_threshold_hu)
@@ -254,30 +257,38 @@ class Trainer:
         log.info("starting from the weights of %s", checkpoint)
 
     def _prior_output_bias(self, preprocess: Any) -> None:
-        """Output bias at each channel's log-odds over the training volumes (cervseg.models.output_bias)."""
+        """Output bias at each channel's log-odds on the training slices (cervseg.models.output_bias).
+
+        The frequency is measured where the network will see it: on the training slices as
+        cropped and selected (empty-slice fraction), unaugmented, and for each channel only
+        on the patients where it is contoured.
+        """
         from cervseg.models.output_bias import log_odds, set_output_bias
 
-        if self.cfg.output_mode != "multilabel":
-            raise ConfigError(f"{self.source}: model.output_bias: prior is for multilabel (sigmoid) outputs")
-        counts = self._voxel_counts(background=False)
-        total = float(sum(np.prod(c.geometry(p).shape) for c, p in self.train_sources))
-        target = log_odds([n / total for n in counts])
-        # unaugmented training slices: what the network will see, without spending the augmenter's random draws
-        plain = SliceDataset(self.cache, self.train_ids, self.structures, preprocess, seed=self.cfg.seed)
-        picks = np.linspace(0, len(plain) - 1, min(len(plain), 16)).round().astype(int)
-        sample = torch.stack([plain[int(i)]["image"] for i in picks]).to(self.device)
-        set_output_bias(self.model, sample, target.to(self.device))
-        log.info("output bias set to the training log-odds %s", ", ".join(
-            f"{c} {t:.2f}" for c, t in zip(self.channels, target.tolist())))
+        plain = SliceDataset(self.cache, self.train_ids, self.structures, preprocess,
+                             empty_fraction=self.cfg.data.empty_slice_fraction, seed=self.cfg.seed)
+        picks = np.unique(np.linspace(0, len(plain) - 1, min(len(plain), PRIOR_SLICES)).round().astype(int))
+        fg = torch.zeros(len(self.channels), dtype=torch.float64)
+        seen = torch.zeros(len(self.channels), dtype=torch.float64)
+        for batch in DataLoader(Subset(plain, picks.tolist()), batch_size=64):
+            target = self._targets(batch["label"]).cpu().double()
+            known = self.spec.labelled_channels(batch["labelled"]).double()  # (N, C)
+            fg += (target.sum((2, 3)) * known).sum(0)
+            seen += known.sum(0) * target[0, 0].numel()
+        target_logits = log_odds((fg / seen.clamp(min=1)).tolist())
+        sample = torch.stack([plain[int(i)]["image"] for i in picks[:: max(1, len(picks) // 16)]]).to(self.device)
+        head = set_output_bias(self.model, sample, target_logits.to(self.device))
+        log.info("output bias of %s set to the training log-odds %s", head, ", ".join(
+            f"{c} {t:.2f}" for c, t in zip(self.channels, target_logits.tolist())))
 
-    def _voxel_counts(self, background: bool = True) -> list[float]:
+    def _voxel_counts(self) -> list[float]:
         """Voxels per output channel over the training patients (background: all the rest)."""
         per = {s: float(sum(c.entry(p)["voxels"][s] for c, p in self.train_sources)) for s in self.structures}
         if self.cfg.merge_femoral_heads:
             per["Femur_Head"] = per.pop("Femur_Head_L") + per.pop("Femur_Head_R")
         total = float(sum(np.prod(c.geometry(p).shape) for c, p in self.train_sources))
         per[BACKGROUND] = max(total - sum(per.values()), 1.0)
-        return [per[c] for c in self.channels if background or c != BACKGROUND]
+        return [per[c] for c in self.channels]
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
