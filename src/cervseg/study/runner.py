@@ -218,4 +218,9 @@ def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float 
                 outcome.remaining.extend(r.run_id for r in runs[i:]
                                          if r.run_id not in outcome.busy and peek_status(r, extra) != SCORED)
                 break
+    # a run another process held when this one passed it may have finished since
+    by_id = {r.run_id: r for r in runs}
+    finished_elsewhere = [rid for rid in outcome.busy if peek_status(by_id[rid], extra) == SCORED]
+    outcome.skipped.extend(finished_elsewhere)
+    outcome.busy = [rid for rid in outcome.busy if rid not in finished_elsewhere]
     return outcome
