@@ -406,6 +406,12 @@ def load_config(path: Path | str, cls: type[M] = TrainConfig) -> M:  # type: ign
     return cfg
 
 
+def saved_train_config(raw: Any, source: str) -> dict[str, Any]:
+    """A train config saved by an earlier run, validated again and dumped: a field added to
+    TrainConfig since takes its default, so it is no difference when the two are compared."""
+    return config_to_dict(validate_config(raw, TrainConfig, source))
+
+
 def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
     """Plain JSON/YAML-safe dict of a config (paths as strings, tuples as lists)."""
     return cfg.model_dump(mode="json")

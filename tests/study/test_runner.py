@@ -33,6 +33,11 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def _child_env() -> dict[str, str]:
+    """A `python -m cervseg` child that imports this checkout, on one thread."""
+    return {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+
+
 def _log_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
@@ -53,7 +58,7 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_runs_and_resumes_the_killed_o
         "early_stopping_patience": epochs, "threads": 1})
     study = project / "study"
     first, second = study / "runs" / "resau-s0", study / "runs" / "unet-s0"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = _child_env()
     proc = subprocess.Popen([sys.executable, "-m", "cervseg", "study", "--config", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -135,7 +140,7 @@ def test_a_run_held_by_another_process_is_left_to_it_and_a_rerun_takes_it(projec
 @pytest.mark.slow
 def test_two_study_processes_share_the_runs_and_train_each_once(project):
     config = study_config(project, "pair.yaml", out_dir="pair", seeds=[0, 1])
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = _child_env()
     command = [sys.executable, "-m", "cervseg", "study", "--config", str(config)]
     files = [project / f"pair-{i}.log" for i in range(2)]
     procs = []

@@ -19,7 +19,8 @@ HELP = (
     "run's best checkpoint and score them (3D per patient, 2D per slice).\n\n"
     "Writes OUT/study.yaml and OUT/runs/<arm>-s<seed>/ (train.yaml, train/, scores/). Resumable: "
     "rerun the same command after an interrupt (even a kill); finished runs are never redone "
-    "and an interrupted run continues from its last epoch. Start it more than once (one process per core or GPU) and the processes share the runs. --quick runs one step per run in "
+    "and an interrupted run continues from its last epoch. Start it more than once (one process "
+    "per core or GPU) and the processes share the runs. --quick runs one step per run in "
     "OUT/quick/ (a check of the set-up, not a result). Then: `cervseg study-report`."
 )
 EXAMPLE = """\

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import yaml
 
-from cervseg.config import TrainConfig, config_to_dict, save_config, validate_config
+from cervseg.config import config_to_dict, save_config, saved_train_config
 from cervseg.data.cache import Cache
 from cervseg.errors import ConfigError, InputError
 from cervseg.study.plan import STUDY_FILE, Run
@@ -95,9 +95,7 @@ def check_run_config(run: Run) -> None:
     """The run folder, if any, was made by this very train config."""
     if not run.config_file.is_file():
         return
-    saved_raw = yaml.safe_load(run.config_file.read_text(encoding="utf-8"))
-    # validated again, so a field added to TrainConfig since (with its default) is no difference
-    saved = config_to_dict(validate_config(saved_raw, TrainConfig, str(run.config_file)))
+    saved = saved_train_config(yaml.safe_load(run.config_file.read_text(encoding="utf-8")), str(run.config_file))
     current = config_to_dict(run.train)
     if saved != current:
         keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -197,10 +195,11 @@ def run_study(runs: Sequence[Run], out_dir: Path, study: dict, max_hours: float 
     deadline = None if max_hours is None else clock() + max_hours * 3600.0
     outcome = StudyOutcome()
     for i, run in enumerate(runs):
-        if deadline is not None and clock() >= deadline and peek_status(run, extra) != SCORED:
+        status = peek_status(run, extra)
+        if deadline is not None and clock() >= deadline and status != SCORED:
             outcome.remaining.extend(r.run_id for r in runs[i:] if peek_status(r, extra) != SCORED)
             break
-        if peek_status(run, extra) == SCORED:
+        if status == SCORED:
             log.info("run %s: finished earlier, not redone", run.run_id)
             outcome.skipped.append(run.run_id)
             continue

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from cervseg.config import TrainConfig, config_to_dict, save_config, validate_config
+from cervseg.config import TrainConfig, config_to_dict, save_config, saved_train_config
 from cervseg.data.augment import Augmenter
 from cervseg.data.cache import Cache
 from cervseg.data.seen import describe_cache
@@ -169,8 +169,7 @@ class Trainer:
                              "(rebuild it with `cervseg dataset --val-fraction` > 0)")
         self.state = load_state(self.out / "last") if resume else None
         if self.state is not None:
-            # validated again, so a field added to TrainConfig since the state was saved takes its default
-            saved = config_to_dict(validate_config(self.state["config"], TrainConfig, str(self.out / "last")))
+            saved = saved_train_config(self.state["config"], str(self.out / "last"))
             _check_config_compatible(saved, config_to_dict(cfg), self.out / "last")
             preprocess = type(cfg.preprocess).model_validate(self.state["config"]["preprocess"])
         else:
