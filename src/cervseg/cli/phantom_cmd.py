@@ -35,6 +35,10 @@ def phantom(
     patients: int = typer.Option(..., "--patients", help="Number of patients to write (>= 1)."),
     seed: int = typer.Option(0, "--seed", help="Cohort seed: the same seed gives the same patients."),
     preset: str = typer.Option("default", "--preset", help="default, small or tiny."),
+    male_fraction: float = typer.Option(
+        0.0, "--male-fraction", help="Probability of a male pelvis per patient (prostate and seminal "
+        "vesicles, no uterus, an empty CTV_UV), 0-1: teaches a model that the soft tissue under a "
+        "bladder is not always a cervix. The female patients are the same whatever it is."),
 ) -> None:
     """Write synthetic planning CTs with RTSTRUCTs (see HELP)."""
     from cervseg.phantom.cohort import write_cohort
@@ -46,5 +50,7 @@ def phantom(
         raise InputError(f"--patients must be at least 1, got {patients}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-    folders = write_cohort(out, patients, seed, preset)
+    if not 0.0 <= male_fraction <= 1.0:
+        raise InputError(f"--male-fraction must be between 0 and 1, got {male_fraction}")
+    folders = write_cohort(out, patients, seed, preset, male_fraction=male_fraction)
     log.info("wrote %d %s phantom patients to %s", len(folders), preset, out)

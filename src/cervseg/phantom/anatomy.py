@@ -15,6 +15,7 @@ import numpy as np
 from cervseg.phantom.body import Body, BodyParams, paint_body, paint_couch
 from cervseg.phantom.bowel import LargeBowel, SmallBowel
 from cervseg.phantom.canvas import Canvas
+from cervseg.phantom.male import Prostate, SeminalVesicles, paint_male_urethra
 from cervseg.phantom.muscles import muscle_clouds, paint_fascia, paint_levator
 from cervseg.phantom.organs import Bladder, Ovaries, Uterus, Vagina, paint_urethra, place_uterus
 from cervseg.phantom.shapes import Grid, PointCloud
@@ -34,10 +35,14 @@ class Anatomy:
     """All structures of one patient in the local patient frame (mm, LPS axes)."""
 
     def __init__(self, seed: int | np.random.SeedSequence, contrast_p: float = 0.25,
-                 bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6)):
+                 bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6), male_p: float = 0.0):
+        """``male_p``: the probability of a male pelvis (prostate and seminal vesicles, no
+        uterus; phantom/male.py). Drawn from its own stream, so a female patient of a seed is
+        the same whatever ``male_p`` is."""
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         rngs = [np.random.default_rng(c) for c in ss.spawn(12)]
         self.paint_seed = ss.spawn(1)[0]
+        self.male = bool(np.random.default_rng(ss.spawn(1)[0]).random() < male_p)
         r_main = rngs[0]
         self.scale = float(r_main.uniform(0.92, 1.08))
         iv = bool(r_main.random() < contrast_p)
@@ -47,11 +52,22 @@ class Anatomy:
         self.muscles = muscle_clouds(self.skeleton, rngs[3])
         psoas = {1: self.muscles[0][2], -1: self.muscles[4][2]}
         self.vessels = Vessels(self.skeleton, psoas, rngs[4])
-        self.uterus = Uterus(self.skeleton, rngs[5])
-        self.bladder = Bladder(self.skeleton, self.body, self.uterus, rngs[6])
-        place_uterus(self.uterus, self.bladder)
-        self.vagina = Vagina(self.skeleton, self.uterus, rngs[7])
-        self.ovaries = Ovaries(self.skeleton, self.uterus, rngs[8])
+        self.uterus: Uterus | None = None
+        self.vagina: Vagina | None = None
+        self.ovaries: Ovaries | None = None
+        self.prostate: Prostate | None = None
+        self.vesicles: SeminalVesicles | None = None
+        if self.male:
+            self.prostate = Prostate(self.skeleton, rngs[5])
+            self.bladder = Bladder(self.skeleton, self.body, self.prostate.bladder_support_y, rngs[6],
+                                   z_base_min=self.prostate.top_z - 6.0)
+            self.vesicles = SeminalVesicles(self.skeleton, self.prostate, rngs[7])
+        else:
+            self.uterus = Uterus(self.skeleton, rngs[5])
+            self.bladder = Bladder(self.skeleton, self.body, float(self.uterus.os[1] - self.uterus.r_c[1]), rngs[6])
+            place_uterus(self.uterus, self.bladder)
+            self.vagina = Vagina(self.skeleton, self.uterus, rngs[7])
+            self.ovaries = Ovaries(self.skeleton, self.uterus, rngs[8])
         self.large_bowel = LargeBowel(self.skeleton, self.body, rngs[9])
         self._lift_sigmoid()
         self.canal_end = float(self.skeleton.s1_top - rngs[10].uniform(20, 40) * self.scale)  # thecal sac ends ~S2
@@ -60,20 +76,26 @@ class Anatomy:
                                       self.contrast.oral, bowel_gas)
 
     def _lift_sigmoid(self) -> None:
-        """Keep the sigmoid above the bladder dome and the uterus."""
+        """Keep the sigmoid above the bladder dome and the uterus (or prostate and seminal vesicles)."""
         lb = self.large_bowel
         keys = lb.keys.copy()
         for i in range(lb.n_rectum, lb.n_rectum + 3):
             for _ in range(20):
                 p = keys[i]
                 r = lb.radius_keys[i] + 3
-                clear = min(float(self.bladder.sdf(p[0], p[1], p[2])), float(self.uterus.sdf(p[0], p[1], p[2])))
+                clear = float(np.min([f(p[0], p[1], p[2]) for f in [self.bladder.sdf, *self._genital_sdfs()]]))
                 if clear > r:
                     break
                 keys[i, 2] += 5.0
         if not np.array_equal(keys, lb.keys):
             lb.keys = keys
             lb.main = lb._tube(keys, lb.radius_keys, lb.main_wall, lb.main_gas, lb.main_content, lb.main_part, 1.0)
+
+    def _genital_sdfs(self) -> list:
+        """The signed distances of the organs between bladder and rectum (what the bowel keeps clear of)."""
+        if self.male:
+            return [self.prostate.sdf, self.vesicles.sdf]
+        return [self.uterus.sdf, self.vagina.sdf]
 
     def _blockers(self):
         sk = self.skeleton
@@ -91,7 +113,7 @@ class Anatomy:
 
         def organs(p):
             x, y, z = p[:, 0], p[:, 1], p[:, 2]
-            return np.minimum.reduce([self.bladder.sdf(x, y, z), self.uterus.sdf(x, y, z), self.vagina.sdf(x, y, z)])
+            return np.minimum.reduce([f(x, y, z) for f in [self.bladder.sdf, *self._genital_sdfs()]])
 
         def tubes(p):
             return merged.query(p, reach=40.0)[0]
@@ -125,12 +147,19 @@ class Anatomy:
                 canvas.paint(box, cloud.field(box)[0] < 0, Tissue.MUSCLE, part, over_parts=(Part.BODY, Part.CAVITY))
         paint_levator(canvas, self.skeleton)
         paint_fascia(canvas, self.skeleton, rng)
-        self.vagina.paint(canvas)
-        self.uterus.paint(canvas)
-        self.bladder.paint(canvas, self.contrast.bladder)
-        paint_urethra(canvas, self.bladder, self.vagina)
-        self.large_bowel.paint(canvas, rng)
-        self.ovaries.paint(canvas)
+        if self.male:
+            self.prostate.paint(canvas)
+            self.vesicles.paint(canvas)
+            self.bladder.paint(canvas, self.contrast.bladder)
+            paint_male_urethra(canvas, self.prostate)
+            self.large_bowel.paint(canvas, rng)
+        else:
+            self.vagina.paint(canvas)
+            self.uterus.paint(canvas)
+            self.bladder.paint(canvas, self.contrast.bladder)
+            paint_urethra(canvas, self.bladder, self.vagina)
+            self.large_bowel.paint(canvas, rng)
+            self.ovaries.paint(canvas)
         self.vessels.paint(canvas)
         self.small_bowel.paint(canvas, rng)
         paint_bones(canvas, self.skeleton)

@@ -2,8 +2,8 @@
 
 Layout::
 
-    OUT/cohort.json                  preset, seed and per-patient facts (slices, spacing, volumes,
-                                     IV contrast, metal hip side, arm position)
+    OUT/cohort.json                  preset, seed, male fraction and per-patient facts (sex, slices,
+                                     spacing, volumes, IV contrast, metal hip side, arm position)
     OUT/PH<seed>-<i>/CT/CT_0001.dcm  the CT series
     OUT/PH<seed>-<i>/RS_<SeriesInstanceUID>.dcm
 
@@ -44,9 +44,9 @@ def patient_folder_name(seed: int, index: int) -> str:
     return f"PH{seed}-{index + 1:03d}"
 
 
-def write_patient(folder: Path, patient_seed: int, preset: str) -> dict:
+def write_patient(folder: Path, patient_seed: int, preset: str, male_fraction: float = 0.0) -> dict:
     """Generate one patient and write it atomically into ``folder``; returns its facts."""
-    case = generate_case(patient_seed, preset)
+    case = generate_case(patient_seed, get_preset(preset).with_overrides(male_p=male_fraction))
     volume, labels = case.volume, case.labels
     with atomic_dir(folder) as tmp:
         written = write_ct_series(volume, tmp / "CT", series_description=f"cervseg phantom {preset}")
@@ -57,6 +57,7 @@ def write_patient(folder: Path, patient_seed: int, preset: str) -> dict:
     return {
         "folder": folder.name,
         "seed": patient_seed,
+        "sex": "M" if case.anatomy.male else "F",
         "slices": g.shape[0],
         "rows": g.shape[1],
         "columns": g.shape[2],
@@ -71,13 +72,17 @@ def write_patient(folder: Path, patient_seed: int, preset: str) -> dict:
 
 
 def write_cohort(out: Path, n: int, seed: int = 0, preset: str = "default",
-                 on_patient: Callable[[int], None] | None = None) -> list[Path]:
+                 on_patient: Callable[[int], None] | None = None, male_fraction: float = 0.0) -> list[Path]:
     """Write ``n`` synthetic patients under ``out``; returns their folders.
 
-    ``out`` may exist; patient folders of the same names are replaced whole.
+    ``out`` may exist; patient folders of the same names are replaced whole. ``male_fraction``:
+    the probability of each patient being male (prostate, no uterus, an empty CTV_UV); the
+    female patients are the same whatever it is.
     """
     if n < 1:
         raise InputError(f"the number of patients must be at least 1, got {n}")
+    if not 0.0 <= male_fraction <= 1.0:
+        raise InputError(f"the male fraction must be between 0 and 1, got {male_fraction}")
     p = get_preset(preset)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -87,12 +92,13 @@ def write_cohort(out: Path, n: int, seed: int = 0, preset: str = "default",
     facts, folders = [], []
     for i, s in enumerate(progress(seeds, "phantom patients", total=n)):
         folder = out / patient_folder_name(seed, i)
-        facts.append(write_patient(folder, s, p.name))
+        facts.append(write_patient(folder, s, p.name, male_fraction))
         folders.append(folder)
         log.info("%s: %d slices of %.1f mm", folder, facts[-1]["slices"], facts[-1]["spacing_mm"][0])
         if on_patient is not None:
             on_patient(i)
-    manifest = {"generator": "cervseg.phantom", "preset": p.name, "seed": seed, "patients": facts}
+    manifest = {"generator": "cervseg.phantom", "preset": p.name, "seed": seed, "male_fraction": male_fraction,
+                "patients": facts}
     with atomic_file(out / "cohort.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return folders

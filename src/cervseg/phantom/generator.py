@@ -146,7 +146,7 @@ def generate_case(seed: int, preset: str | Preset = "default") -> PhantomCase:
     ss = np.random.SeedSequence([int(seed), 20240613])
     # a sixth child for the realism draws: the first five (and so the coarse presets) are unchanged
     s_anat, s_acq, s_int, s_img, s_obs, s_real = ss.spawn(6)
-    an = Anatomy(s_anat, preset.contrast_p, preset.bowel_gas)
+    an = Anatomy(s_anat, preset.contrast_p, preset.bowel_gas, preset.male_p)
     acq = draw_acquisition(np.random.default_rng(s_acq), preset, an)
     rng_real = np.random.default_rng(s_real)
     real = Realism.draw(rng_real, preset, acq.fov_mm, an.scale)
@@ -192,7 +192,7 @@ def generate_case(seed: int, preset: str | Preset = "default") -> PhantomCase:
         study_instance_uid=uid("study"), series_instance_uid=uid("series"),
         sop_instance_uids=tuple(uid(f"sop{k}") for k in range(acq.n_slices)),
         patient={"PatientName": f"PHANTOM^{seed:06d}", "PatientID": f"CERVSEG-{preset.name}-{seed:06d}",
-                 "PatientSex": "F", "PatientBirthDate": ""},
+                 "PatientSex": "M" if an.male else "F", "PatientBirthDate": ""},
         study={"StudyDescription": f"cervseg phantom ({preset.name})", "StudyID": f"{seed % 10**6}",
                "StudyDate": "20240101", "StudyTime": "120000", "AccessionNumber": "",
                "ReferringPhysicianName": ""},

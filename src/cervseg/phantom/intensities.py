@@ -68,15 +68,20 @@ HU_RANGE: dict[Tissue, tuple[float, float]] = {
     T.URINE_CONTRAST: (150, 700),  # [C] only painted when the patient has excreted contrast
     T.MUSCLE_FATTY: (-5, 25),  # [REF] gluteus maximus 6 +- 24
     T.METAL: (3000, 3400),  # [TS] totalseg-example's prosthesis reaches 3382 HU (the image is clipped at 3071)
+    T.PROSTATE: (34, 50),  # [REF] prostate 44 +- 21
+    T.SEMINAL_VESICLE: (20, 40),  # [H] fluid-filled glands, a little below the prostate
 }
 
-#: tissues added for the default preset's realism (drawn after all others)
-LATE_TISSUES = (T.METAL, T.MUSCLE_FATTY)
+#: tissues added for the default preset's realism and the male phantoms (drawn after all
+#: others, in this order, so the older tissues keep their values for a seed)
+LATE_TISSUES = (T.METAL, T.MUSCLE_FATTY, T.PROSTATE, T.SEMINAL_VESICLE)
+#: late soft tissues: the patient's soft-tissue offset, and enhancement drawn after the rest
+LATE_ENHANCEMENT: dict[Tissue, tuple[float, float]] = {T.PROSTATE: (20, 45), T.SEMINAL_VESICLE: (5, 20)}
 
 #: SD (HU) of the fine texture inside each tissue.
 TEXTURE: dict[Tissue, float] = {
     T.FAT: 6.0, T.FAT_VISCERAL: 10.0, T.MUSCLE: 6.0, T.MUSCLE_FATTY: 12.0, T.CORTICAL: 120.0, T.CANCELLOUS: 85.0,
-    T.MARROW_FATTY: 25.0, T.URINE: 2.0, T.MYOMETRIUM: 6.0, T.TUMOUR: 9.0, T.FAECES: 140.0,
+    T.MARROW_FATTY: 25.0, T.URINE: 2.0, T.MYOMETRIUM: 6.0, T.PROSTATE: 7.0, T.TUMOUR: 9.0, T.FAECES: 140.0,
     T.BOWEL_FLUID: 6.0, T.LYMPH_NODE: 4.0, T.OVARY: 5.0, T.SKIN: 5.0, T.COUCH_FOAM: 5.0,
 }
 
@@ -133,6 +138,8 @@ class Intensities:
                 mean[t] += rng.uniform(lo, hi)
         for t in LATE_TISSUES:  # drawn last, so the older tissues keep their values for a seed
             mean[t] = rng.uniform(*ranges[t])
+        for t, (lo, hi) in LATE_ENHANCEMENT.items():
+            mean[t] += soft + (rng.uniform(lo, hi) if iv_contrast else 0.0)
         texture = np.zeros(n, np.float32)
         for t, sd in TEXTURE.items():
             texture[t] = sd

@@ -185,7 +185,10 @@ class Vagina:
 class Bladder:
     """An ellipsoid of the drawn volume, tapered to the neck, bumpy, with a wall and optional contrast layer."""
 
-    def __init__(self, sk: Skeleton, body, uterus: "Uterus", rng: np.random.Generator):
+    def __init__(self, sk: Skeleton, body, y_support: float, rng: np.random.Generator,
+                 z_base_min: float | None = None):
+        """``y_support``: where the posterior wall rests (the cervix, or a man's seminal vesicles);
+        ``z_base_min``: the lowest base (a man's bladder sits on the prostate)."""
         s = sk.p.scale
         self.volume_ml = float(np.clip(rng.lognormal(np.log(160), 0.5), 40, 600))
         f = float(np.clip((self.volume_ml - 50) / 400, 0, 1))
@@ -193,9 +196,11 @@ class Bladder:
         k = (3 * self.volume_ml * 1000 / (4 * np.pi * np.prod(ratios))) ** (1 / 3)
         radii = ratios * k
         z_base = rng.normal(-20, 5) * s
+        if z_base_min is not None:
+            z_base = max(z_base, z_base_min)
         # the posterior wall rests on the cervix / upper vagina; the anterior wall reaches at most
         # the abdominal wall, so a full bladder grows up and sideways (volume kept)
-        y_back = uterus.os[1] - uterus.r_c[1] - float(rng.uniform(0.5, 3.0))
+        y_back = y_support - float(rng.uniform(0.5, 3.0))
         z_c = z_base + radii[2] * 0.72
         q = body.cavity.at(np.array([z_c + 15.0]))
         y_wall = float(q["cy"][0] - q["ry_neg"][0]) + 4.0

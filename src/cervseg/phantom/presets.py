@@ -39,6 +39,7 @@ class Preset:
     arms_p: float = 0.0  # probability of arms along the body (else raised, outside the scan)
     bowel_gas: tuple[float, float, float] = (0.25, 0.15, 0.6)  # small-bowel loops: P(gas), gas level range
     hu_overrides: tuple[tuple[int, float, float], ...] = ()  # (Tissue, low, high) replacing HU_RANGE
+    male_p: float = 0.0  # probability of a male pelvis (phantom/male.py); `cervseg phantom --male-fraction`
 
     def with_overrides(self, **changes: object) -> "Preset":
         """A copy with some settings changed (e.g. ``noise_hu=(0, 0)`` for a clean image)."""

@@ -46,6 +46,8 @@ class Tissue(IntEnum):
     URINE_CONTRAST = 30  # excreted IV contrast layering in the bladder
     METAL = 31  # hip prosthesis (cobalt-chromium / titanium)
     MUSCLE_FATTY = 32  # muscle with fatty infiltration (gluteus maximus of older patients)
+    PROSTATE = 33  # male phantoms (phantom/male.py)
+    SEMINAL_VESICLE = 34
 
 
 class Part(IntEnum):
@@ -76,6 +78,8 @@ class Part(IntEnum):
     PELVIC_MUSCLE = 24  # obturator internus, piriformis, levator ani
     URETHRA = 25
     CAVITY = 26  # visceral fat of the abdomino-pelvic cavity
+    PROSTATE = 27  # male phantoms (phantom/male.py)
+    SEMINAL_VESICLE = 28
 
 
 MUSCLE_PARTS = (Part.PSOAS, Part.ILIACUS, Part.PELVIC_MUSCLE)

@@ -89,9 +89,10 @@ def anatomical_masks(an: Anatomy, part: np.ndarray, box: Box, obs: ObserverChoic
     fill("Bowel_Small", [Part.SMALL_BOWEL], lambda p, b: p == Part.SMALL_BOWEL)
     fill("SpinalCord", [Part.CANAL], lambda p, b: (p == Part.CANAL) & (b.z >= obs.cord_stop))
     u = an.uterus
-    uv = (Part.UTERUS, Part.CERVIX, Part.VAGINA)
-    fill("CTV_UV", uv, lambda p, b: np.isin(p, (Part.UTERUS, Part.CERVIX))
-         | ((p == Part.VAGINA) & (b.z >= u.os[2] - obs.vagina_mm)))
+    if u is not None:  # a male phantom has no CTV_UV: an empty structure, not a missing one
+        uv = (Part.UTERUS, Part.CERVIX, Part.VAGINA)
+        fill("CTV_UV", uv, lambda p, b: np.isin(p, (Part.UTERUS, Part.CERVIX))
+             | ((p == Part.VAGINA) & (b.z >= u.os[2] - obs.vagina_mm)))
     lo, hi = an.vessels.nodal_bounds(obs.ctv_margin + 1)
     z_top = an.vessels.z_bif - obs.ctv_top
     z_bottom = an.vessels.z_femoral + obs.ctv_bottom
