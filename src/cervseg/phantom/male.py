@@ -14,11 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from cervseg.phantom.canvas import Canvas
+from cervseg.phantom.organs import PELVIS_FAT, paint_urethra_path
 from cervseg.phantom.shapes import Bumps, ellipsoid, tube
 from cervseg.phantom.skeleton import Skeleton
 from cervseg.phantom.tissues import Part, Tissue
-
-PELVIS_FAT = (Part.CAVITY,)
 
 
 class Prostate:
@@ -51,7 +50,7 @@ class Prostate:
 
 
 class SeminalVesicles:
-    """Two flattened tubes from the prostate base, up, back and out behind the bladder."""
+    """Two round tubes from the prostate base, up, back and out behind the bladder."""
 
     def __init__(self, sk: Skeleton, prostate: Prostate, rng: np.random.Generator):
         s = sk.p.scale
@@ -83,9 +82,4 @@ class SeminalVesicles:
 def paint_male_urethra(canvas: Canvas, prostate: Prostate) -> None:
     """The membranous and bulbar urethra: from the prostate apex down and forward to the perineum."""
     a = prostate.apex
-    u = tube([a, a + np.array([0.0, -6.0, -14.0]), a + np.array([0.0, -22.0, -34.0])], 5.0, 1.0)
-    box = canvas.grid.box(*u.bounds(1.0))
-    if box is None:
-        return
-    d, _ = u.field(box)
-    canvas.paint(box, d < 0, Tissue.VAGINA, Part.URETHRA, over_parts=PELVIS_FAT + (Part.BODY, Part.PELVIC_MUSCLE))
+    paint_urethra_path(canvas, [a, a + np.array([0.0, -6.0, -14.0]), a + np.array([0.0, -22.0, -34.0])], 5.0)

@@ -290,10 +290,15 @@ class Ovaries:
 
 def paint_urethra(canvas: Canvas, bladder: Bladder, vagina: Vagina) -> None:
     """The urethra: from the bladder neck down in front of the vagina to below the symphysis."""
+    end = vagina.introitus + np.array([0.0, -12.0, 2.0])
+    paint_urethra_path(canvas, [bladder.neck, (bladder.neck + end) / 2 + np.array([0, -3, 0]), end], 4.0)
+
+
+def paint_urethra_path(canvas: Canvas, keys: list, radius: float) -> None:
+    """A urethra of ``radius`` mm along the keypoints (a woman's, or a man's below the prostate)."""
     from cervseg.phantom.shapes import tube
 
-    end = vagina.introitus + np.array([0.0, -12.0, 2.0])
-    u = tube([bladder.neck, (bladder.neck + end) / 2 + np.array([0, -3, 0]), end], 4.0, 1.0)
+    u = tube(keys, radius, 1.0)
     box = canvas.grid.box(*u.bounds(1.0))
     if box is None:
         return
