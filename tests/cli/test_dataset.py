@@ -102,6 +102,54 @@ def test_bad_input_is_exit_2_with_one_line_and_no_output(exports, tmp_path, case
     assert not out.exists() and not (exports / "cache").exists()
 
 
+@pytest.fixture(scope="module")
+def declared_empty(tmp_path_factory) -> Path:
+    """P00 declares SpinalCord without a contour (written with write_empty); P01 has no such ROI."""
+    from cervseg.dicom.rtstruct_write import write_rtstruct
+    from cervseg.dicom.series_write import write_ct_series
+    from cervseg.volume import LabelMap
+
+    root = tmp_path_factory.mktemp("declared") / "dicom"
+    vol, labels = tiny_patient(0)
+    written = write_ct_series(vol, root / "P00" / "CT")
+    none = LabelMap(written.geometry, {**dict(labels.items()), "SpinalCord": np.zeros(vol.geometry.shape, bool)})
+    write_rtstruct(none, written, root / "P00" / "RS.dcm", write_empty=True)
+    write_tiny_dicom(root / "P01", 1, drop=("SpinalCord",))
+    return root
+
+
+def test_an_roi_named_without_contours_is_missing_unless_it_means_none(declared_empty, tmp_path):
+    args = ["dataset", "--dicom", declared_empty, "--structures", SUBSET, "--val-fraction", "0", "--test-fraction", "0"]
+    result = run(*args, "--out", tmp_path / "strict")  # a placeholder nobody drew must not teach "absent"
+    assert result.exit_code == 2 and "--empty-roi-means-none" in result.output, result.output
+    assert not (tmp_path / "strict").exists()
+    result = run(*args, "--out", tmp_path / "cache", "--empty-roi-means-none")
+    assert result.exit_code == 0, result.output
+    cache = Cache(tmp_path / "cache")
+    assert cache.patients == ["P00"] and cache.manifest["empty_roi_means_none"] is True
+    reasons = {s["patient"]: s["reason"] for s in cache.manifest["skipped"]}
+    assert reasons["P01"].startswith("missing structures: SpinalCord")  # no ROI at all: still missing
+    assert cache.labelled("P00") == list(STRUCTURES) and cache.entry("P00")["absent"] == ["SpinalCord"]
+    assert not cache.labelmap("P00")["SpinalCord"].any()
+    _, truth = tiny_patient(0)
+    assert dice(truth["Bladder"], cache.labelmap("P00")["Bladder"]) > 0.85
+
+
+def test_male_phantoms_enter_the_cache_with_ctv_uv_trained_as_empty(tmp_path):
+    """`cervseg phantom --male-fraction 1` -> `cervseg dataset --empty-roi-means-none`: a man has no CTV_UV."""
+    assert run("phantom", "--out", tmp_path / "ph", "--patients", 1, "--seed", 4, "--preset", "tiny",
+               "--male-fraction", 1).exit_code == 0
+    result = run("dataset", "--dicom", tmp_path / "ph", "--out", tmp_path / "cache", "--empty-roi-means-none",
+                 "--val-fraction", "0", "--test-fraction", "0")
+    assert result.exit_code == 0, result.output
+    cache = Cache(tmp_path / "cache")
+    (pid,) = cache.patients
+    entry = cache.entry(pid)
+    assert entry["absent"] == ["CTV_UV"] and entry["voxels"]["CTV_UV"] == 0
+    assert cache.labelled(pid) == cache.structures
+    assert all(entry["voxels"][s] > 0 for s in cache.structures if s != "CTV_UV")
+
+
 def test_phantom_cohort_to_cache_end_to_end(tmp_path):
     """`cervseg phantom --preset tiny` -> `cervseg dataset`: HU exact, the nine cervix masks close."""
     from cervseg.phantom.cohort import patient_seeds

@@ -186,3 +186,24 @@ def test_caches_made_before_partial_labels_read_as_fully_labelled(tmp_path):
         del entry["labelled"]
     manifest_path.write_text(json.dumps(manifest))
     assert Cache(tmp_path / "cache").labelled("P00") == list(STRUCTURES)
+
+
+def test_an_absent_structure_is_kept_as_a_labelled_empty_mask_and_recorded(tmp_path):
+    """A record that says 'this patient has none of Bladder' is trained as empty, not refused;
+    the same empty mask without that statement is still refused as an empty contour."""
+    folders = _folders(tmp_path, 2)
+
+    def read(folder: Path) -> PatientRecord:
+        vol, labels = tiny_patient(int(folder.name[1:]))
+        labels["Bladder"] = np.zeros_like(labels["Bladder"])
+        return PatientRecord(vol, labels, absent=["Bladder"] if folder.name == "P00" else [])
+
+    manifest = build_cache(tmp_path / "cache", folders, read, STRUCTURES, val_fraction=0.0, test_fraction=0.0)
+    assert list(manifest["patients"]) == ["P00"]
+    assert {s["patient"]: s["reason"] for s in manifest["skipped"]} == {"P01": "empty structures: Bladder"}
+    cache = Cache(tmp_path / "cache")
+    assert cache.labelled("P00") == list(STRUCTURES)  # contoured: the loss learns "none here"
+    assert cache.entry("P00")["absent"] == ["Bladder"] and cache.entry("P00")["voxels"]["Bladder"] == 0
+    assert not cache.masks("P00")[STRUCTURES.index("Bladder")].any()
+    _, truth = tiny_patient(0)
+    np.testing.assert_array_equal(cache.masks("P00")[STRUCTURES.index("Rectum")], truth["Rectum"])

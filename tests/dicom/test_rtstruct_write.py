@@ -367,3 +367,51 @@ def test_real_case_dciodvfy_and_references(real_written) -> None:
     }
     assert len(refs) == len(ct_uids) == 163 and set(refs) == ct_uids
     assert all(len(str(getattr(v, "original_string", v))) <= 16 for v in _walk_ds_values(rs))
+
+
+# --- write_empty: ground truth that says "none here" ------------------------------------
+
+@pytest.fixture(scope="module")
+def written_with_empty(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rs_empty")
+    volume, labels, ct_dir = make_case(tmp, "HFS")
+    return volume, labels, write_rtstruct(labels, volume, tmp / "out" / "RS.dcm", write_empty=True)
+
+
+def test_write_empty_declares_the_empty_roi_without_a_contour_sequence(written_with_empty) -> None:
+    from cervseg.dicom.rtstruct_read import read_rtstruct
+
+    volume, labels, rs_path = written_with_empty
+    rs = pydicom.dcmread(rs_path)
+    number = {r.ROIName: r.ROINumber for r in rs.StructureSetROISequence}
+    assert sorted(number) == sorted(labels)  # every structure declared, the empty one too
+    contour_item = next(c for c in rs.ROIContourSequence if c.ReferencedROINumber == number["Bowel_Small"])
+    assert "ContourSequence" not in contour_item and list(contour_item.ROIDisplayColor)
+    assert any(o.ReferencedROINumber == number["Bowel_Small"] for o in rs.RTROIObservationsSequence)
+    back = read_rtstruct(rs_path)
+    assert back.empty_rois == ["Bowel_Small"]
+    assert sorted(back.roi_names()) == sorted(n for n in labels if labels[n].any())
+
+
+def test_without_write_empty_the_empty_roi_is_left_out(written) -> None:
+    _, _, _, rs_path = written
+    names = [r.ROIName for r in pydicom.dcmread(rs_path).StructureSetROISequence]
+    assert "Bowel_Small" not in names
+
+
+def test_write_empty_still_refuses_a_structure_set_with_no_contour(tmp_path) -> None:
+    volume, _, _ = make_case(tmp_path, "HFS")
+    empty = LabelMap(volume.geometry, {"Bladder": np.zeros(volume.geometry.shape, bool)})
+    with pytest.raises(StructureError, match="empty"):
+        write_rtstruct(empty, volume, tmp_path / "out" / "RS.dcm", write_empty=True)
+    assert not (tmp_path / "out" / "RS.dcm").exists()
+
+
+@pytest.mark.external
+def test_dciodvfy_accepts_a_declared_empty_roi(written_with_empty) -> None:
+    tool = require_tool("dciodvfy")
+    _, _, rs_path = written_with_empty
+    result = subprocess.run([tool, str(rs_path)], capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert lines, "dciodvfy printed nothing"
+    assert [ln for ln in lines if "Error" in ln] == []

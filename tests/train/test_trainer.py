@@ -229,6 +229,41 @@ def test_unlabelled_channels_add_no_gradient_and_no_loss(cache_dir, partial_cach
     assert trainer.loss_fn.dice(*left_out).item() < 1e-3
 
 
+@pytest.fixture(scope="module")
+def absent_cache(cache_dir, tmp_path_factory):
+    """One more phantom that has no CTV_UV at all (as a man has none): labelled, all-zero."""
+    from cervseg.data.cache import PatientRecord, build_cache
+    from cervseg.phantom.generator import generate_patient
+
+    root = tmp_path_factory.mktemp("absent")
+    (root / "src" / "AB01").mkdir(parents=True)
+
+    def read(folder):
+        vol, labels = generate_patient(978, "tiny")
+        labels["CTV_UV"] = np.zeros_like(labels["CTV_UV"])
+        return PatientRecord(vol, labels, absent=["CTV_UV"])
+
+    build_cache(root / "cache", [root / "src" / "AB01"], read, Cache(cache_dir).structures, val_fraction=0.0,
+                test_fraction=0.0)
+    return root / "cache"
+
+
+def test_an_absent_structure_is_trained_as_empty_not_left_out(cache_dir, absent_cache, tmp_path):
+    """Unlike a not-contoured channel (no gradient), an absent one is pushed down everywhere."""
+    cfg = make_cfg(cache_dir, tmp_path / "run", data={"extra_train": [{"cache": str(absent_cache), "repeat": 2}]})
+    trainer = Trainer(cfg)
+    trainer._build(resume=False)
+    extra = [i for i, (pi, _) in enumerate(trainer.train_ds.items) if pi == len(trainer.train_ids)]
+    batch = torch.utils.data.default_collate([trainer.train_ds[i] for i in extra[:3]])
+    assert bool(batch["labelled"].all())
+    logits = torch.randn(3, len(trainer.channels), *batch["label"].shape[-2:], requires_grad=True)
+    y = trainer._targets(batch["label"])
+    c = trainer.channels.index("CTV_UV")
+    assert not y[:, c].any()
+    trainer.loss_fn(*trainer._leave_out_unlabelled(logits, y, batch["labelled"])).backward()
+    assert bool((logits.grad[:, c] > 0).all())  # a descent step lowers every CTV_UV logit
+
+
 def test_extra_training_cache_is_trained_on_and_recorded(cache_dir, partial_cache, tmp_path):
     cfg = make_cfg(cache_dir, tmp_path / "run", epochs=1, data={"extra_train": [{"cache": str(partial_cache)}]})
     meta = load_checkpoint(train(cfg).checkpoint).metadata

@@ -23,7 +23,11 @@ HELP = (
     "Patients are split into train/val/test at patient level, reproducibly from --seed.\n\n"
     "--partial-labels keeps a patient that has only some of the structures (an older export, "
     "a case contoured for another site): the others are recorded as not contoured, and "
-    "training leaves them out of that patient's loss instead of learning 'nothing there'."
+    "training leaves them out of that patient's loss instead of learning 'nothing there'.\n\n"
+    "--empty-roi-means-none reads an ROI that the RTSTRUCT names but leaves without contours "
+    "as 'this patient has none' (a phantom man's CTV_UV) and trains it as empty. It is off by "
+    "default because clinical templates leave undrawn placeholder ROIs, which would teach the "
+    "network that the organ is absent; without it such a structure counts as missing."
 )
 EXAMPLE = """\
 Examples:
@@ -66,6 +70,9 @@ def dataset(
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Share of patients held out for testing."),
     partial_labels: bool = typer.Option(False, "--partial-labels",
                                         help="Keep patients with only some of the structures (multilabel training)."),
+    empty_roi_means_none: bool = typer.Option(
+        False, "--empty-roi-means-none",
+        help="An ROI named without contours means the patient has none of it (trained as empty)."),
 ) -> None:
     """Build a training cache from DICOM exports (see HELP)."""
     from cervseg.data.cache import build_cache, dicom_patient_reader, patient_folders
@@ -74,11 +81,13 @@ def dataset(
     tmpl_name, chosen = _structures(template, names, structures)
     folders = patient_folders(dicom)
     log.info("%d patient folders under %s; structures: %s", len(folders), dicom, ", ".join(chosen))
+    reader = dicom_patient_reader(tmpl_name, names, chosen, partial_labels, empty_roi_means_none)
     manifest = build_cache(
-        out, folders, dicom_patient_reader(tmpl_name, names, chosen, partial_labels), chosen, seed=seed,
+        out, folders, reader, chosen, seed=seed,
         val_fraction=val_fraction, test_fraction=test_fraction, root=dicom, partial=partial_labels,
         extra={"template": tmpl_name, "source_root": str(dicom.resolve()),
-               "names_file": str(names.resolve()) if names else None, "partial_labels": partial_labels},
+               "names_file": str(names.resolve()) if names else None, "partial_labels": partial_labels,
+               "empty_roi_means_none": empty_roi_means_none},
     )
     sp = manifest["splits"]
     log.info("wrote %s: %d patients (train %d, val %d, test %d), %d skipped", out, len(manifest["patients"]),

@@ -76,6 +76,9 @@ class PatientRecord:
     volume: Volume
     labels: LabelMap
     info: dict[str, Any] = field(default_factory=dict)  # e.g. rtstruct path, ROI names as found
+    # labelled structures this patient has none of (a man's CTV_UV): all-zero masks that are
+    # trained as "absent", not refused as an empty contour
+    absent: list[str] = field(default_factory=list)
 
 
 Reader = Callable[[Path], PatientRecord]
@@ -103,7 +106,7 @@ class CacheWriter:
         if refuses_missing(missing, self.structures, self.partial):
             raise InputError(f"missing structures: {', '.join(missing)}")
         labels.require_grid(vol.geometry)
-        empty = [s for s in self.labelled(labels) if not labels[s].any()]
+        empty = [s for s in self.labelled(labels) if s not in record.absent and not labels[s].any()]
         if empty:
             raise InputError(f"empty structures: {', '.join(empty)}")
         if pid in self.patients:
@@ -150,6 +153,7 @@ class CacheWriter:
             "slices_with_any_structure": int(on_slice.any(axis=0).sum()),
             "hu_clipped_voxels": clipped,
             "labelled": labelled,
+            "absent": [s for s in self.structures if s in record.absent],
             **{k: v for k, v in record.info.items() if k not in ("geometry", "voxels")},
         }
         if clipped:
@@ -193,13 +197,17 @@ def patient_folders(root: Path) -> list[Path]:
 
 
 def dicom_patient_reader(template_name: str, names: Path | None, structures: Sequence[str],
-                         partial: bool = False) -> Reader:
+                         partial: bool = False, empty_means_none: bool = False) -> Reader:
     """A Reader of patient DICOM folders (CT + RTSTRUCT) for ``build_cache``.
 
     Only the trained ``structures`` are reported missing; a patient lacking one is refused
     with a StructureError that names the ROIs nobody knows (the likely culprits for a
-    clinic's own naming); with ``partial`` only a patient lacking all of them is. Records
-    are stored in the HFS layout so FFS/prone patients do not teach the network mirrored
+    clinic's own naming); with ``partial`` only a patient lacking all of them is. An ROI
+    named without a contour is missing too, unless ``empty_means_none``: then the patient
+    has none of it (ground truth written with ``write_empty``, a phantom man's CTV_UV) and
+    it is trained as an all-zero mask. Off by default, because a clinical template's
+    undrawn placeholder would teach the network that the organ is absent. Records are
+    stored in the HFS layout so FFS/prone patients do not teach the network mirrored
     anatomy.
     """
     from cervseg.dicom.patient import read_patient  # pydicom: only when DICOM is read
@@ -210,18 +218,24 @@ def dicom_patient_reader(template_name: str, names: Path | None, structures: Seq
 
     def read(folder: Path) -> PatientRecord:
         patient = read_patient(folder, template, names)
-        found = [s for s in structures if s in patient.labels]
-        missing = [s for s in structures if s not in found]
+        absent = [s for s in patient.declared_empty if s in structures] if empty_means_none else []
+        drawn = [s for s in structures if s in patient.labels]
+        missing = [s for s in structures if s not in drawn and s not in absent]
         if refuses_missing(missing, structures, partial):
             unmatched = [r for r in patient.match.unmatched_rois if catalogue.canonical(r) is None]
             hint = f" (ROIs that matched nothing: {', '.join(unmatched)}; map them with --names)" if unmatched else ""
+            empty = [s for s in missing if s in patient.declared_empty]
+            hint += f" ({', '.join(empty)}: named without a contour; --empty-roi-means-none if that means none)" \
+                if empty else ""
             raise StructureError(f"missing structures: {', '.join(missing)}{hint}")
+        labels = patient.labels.subset(drawn)
+        for s in absent:
+            labels[s] = np.zeros(patient.volume.geometry.shape, dtype=bool)
         info = {
             "rtstruct": str(patient.rtstruct_path),
-            "roi_names": {s: patient.match.matched.get(s, s) for s in found},
+            "roi_names": {s: patient.match.matched.get(s, s) for s in drawn},
         }
-        return PatientRecord(canonical_volume(patient.volume),
-                             canonical_labels(patient.labels.subset(found)), info)
+        return PatientRecord(canonical_volume(patient.volume), canonical_labels(labels), info, absent)
 
     return read
 

@@ -8,11 +8,11 @@ The folder is scanned once; the RTSTRUCT referencing the chosen CT series is pre
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cervseg.dicom.rasterize import read_structures
-from cervseg.dicom.rtstruct_read import find_rtstruct, read_rtstruct
+from cervseg.dicom.rtstruct_read import RTStruct, find_rtstruct, read_rtstruct
 from cervseg.dicom.series import read_ct_series, scan_folder
 from cervseg.errors import SeriesSelectionError
 from cervseg.structures import Catalogue, NameMatch, Template, load_template, match_names
@@ -29,6 +29,8 @@ class Patient:
     labels: LabelMap  # canonical structure name -> mask on the CT grid
     match: NameMatch  # how the file's ROI names mapped to the template
     rtstruct_path: Path | None  # None only when require_rtstruct=False and none was found
+    # template structures the RTSTRUCT names without a contour (a placeholder, or "none here")
+    declared_empty: list[str] = field(default_factory=list)
 
 
 def read_patient(
@@ -63,5 +65,16 @@ def read_patient(
             raise
         log.info("%s: no RTSTRUCT; CT only", folder)
         return Patient(volume, LabelMap(volume.geometry), match_names([], tmpl, catalogue), None)
-    labels, match = read_structures(read_rtstruct(rs_path), volume, tmpl, catalogue, roi_numbers)
-    return Patient(volume, labels, match, rs_path)
+    rtstruct = read_rtstruct(rs_path)
+    labels, match = read_structures(rtstruct, volume, tmpl, catalogue, roi_numbers)
+    return Patient(volume, labels, match, rs_path, _declared_empty(rtstruct, tmpl, catalogue, labels))
+
+
+def _declared_empty(rtstruct: RTStruct, template: Template, catalogue: Catalogue, labels: LabelMap) -> list[str]:
+    """Template structures an ROI of the RTSTRUCT names but no ROI draws.
+
+    What such an ROI means is the caller's choice: in a clinical export usually a template
+    placeholder nobody drew, in ground truth written with ``write_empty`` "none here".
+    """
+    named = {catalogue.canonical(name) for name in rtstruct.empty_rois}
+    return [s for s in template.structures if s in named and s not in labels]

@@ -9,7 +9,9 @@ writes rotated contours for non-HFS series and long DS strings). What matters fo
 - no DS value exceeds 16 bytes (Eclipse rejects such files);
 - the patient and study identity of the CT is kept so the object files into the same study;
 - empty structures are not written (skipped with a warning): an ROI without contours is
-  what trips several planning-system importers.
+  what trips several planning-system importers. Ground truth that must say "this patient
+  has none" (a phantom man's CTV_UV) asks for ``write_empty``: the ROI is declared, with
+  no Contour Sequence (Type 3 in the ROI Contour module).
 """
 
 from __future__ import annotations
@@ -172,19 +174,21 @@ def build_rtstruct(
     roi_generation_algorithm: str = "AUTOMATIC",
     algorithm_name: str | None = None,
     max_contours_per_roi: int | None = None,
+    write_empty: bool = False,
 ) -> Dataset:
     """The RT Structure Set dataset (with file meta) for ``labels`` on ``volume``'s CT series.
 
     ROI names are the LabelMap's keys; colour and RT ROI Interpreted Type come from the
     catalogue (grey and an empty type, meaning "unknown", for names it does not know).
     A ROI of more than ``max_contours_per_roi`` (default MAX_CONTOURS_PER_ROI) contours is
-    refused with a StructureError naming it.
+    refused with a StructureError naming it. An empty structure is left out unless
+    ``write_empty``, which declares it as an ROI without contours (ground truth of "none").
     """
     _check(labels, volume, label, roi_generation_algorithm)
     texts = [*labels, description, series_description, structure_set_name or "", algorithm_name or ""]
     ds = _structure_set_header(volume, texts, label, description, series_description, structure_set_name)
     rois = _roi_sequences(labels, volume, catalogue or Catalogue.builtin(), roi_generation_algorithm,
-                          algorithm_name, max_contours_per_roi or MAX_CONTOURS_PER_ROI)
+                          algorithm_name, max_contours_per_roi or MAX_CONTOURS_PER_ROI, write_empty)
     ds.StructureSetROISequence = rois.structure_set_rois
     ds.ROIContourSequence = rois.roi_contours
     ds.RTROIObservationsSequence = rois.observations
@@ -247,18 +251,21 @@ class _RoiSequences:
 
 def _roi_sequences(
     labels: LabelMap, volume: Volume, catalogue: Catalogue, roi_generation_algorithm: str,
-    algorithm_name: str | None, max_contours: int,
+    algorithm_name: str | None, max_contours: int, write_empty: bool = False,
 ) -> _RoiSequences:
-    """One item per non-empty structure in each sequence; StructureError if all are empty."""
+    """One item per structure in each sequence (the empty ones only with ``write_empty``);
+    StructureError if all are empty."""
     out = _RoiSequences()
+    contoured = 0
     for name in progress(list(labels), "writing contours"):
         try:
             contours = mask_to_contours(labels[name], volume.geometry, max_contours=max_contours)
         except StructureError as exc:
             raise StructureError(f"structure '{name}': {exc}: a fragmented mask, not anatomy; nothing written") from None
-        if not contours:
+        if not contours and not write_empty:
             log.warning("structure '%s' is empty: not written to the RTSTRUCT", name)
             continue
+        contoured += bool(contours)
         canonical = catalogue.canonical(name)
         structure = catalogue.structures[canonical] if canonical else None
         if structure is None:
@@ -269,11 +276,12 @@ def _roi_sequences(
         roi_contour = Dataset()
         roi_contour.ROIDisplayColor = list(structure.colour if structure else UNKNOWN_COLOUR)
         roi_contour.ReferencedROINumber = number
-        roi_contour.ContourSequence, longest = _contour_items(contours, volume.series)
+        if contours:  # an empty ROI has no Contour Sequence at all (an empty one is not allowed)
+            roi_contour.ContourSequence, longest = _contour_items(contours, volume.series)
+            out.longest_value = max(out.longest_value, longest)
         out.roi_contours.append(roi_contour)
-        out.longest_value = max(out.longest_value, longest)
         out.observations.append(_observation(number, name, structure.roi_type if structure else ""))
-    if not out.structure_set_rois:
+    if not contoured:
         raise StructureError("every structure is empty: there is nothing to write to an RTSTRUCT")
     return out
 
@@ -324,8 +332,9 @@ def write_rtstruct(labels: LabelMap, volume: Volume, out_file: Path, **options: 
 
     ``options`` are :func:`build_rtstruct`'s keyword options (catalogue, label, ...,
     max_contours_per_roi), passed through unchanged. The file appears only when complete
-    (atomic rename). Empty structures are skipped with a warning; if every structure is
-    empty a StructureError is raised and nothing is written.
+    (atomic rename). Empty structures are skipped with a warning (declared without contours
+    with ``write_empty``); if every structure is empty a StructureError is raised and
+    nothing is written.
     """
     ds = build_rtstruct(labels, volume, **options)
     out_file = Path(out_file)
