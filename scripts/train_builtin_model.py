@@ -125,7 +125,7 @@ def make_cache(work: Path, patients: int, seed: int, male_fraction: float) -> Pa
             "--male-fraction", str(male_fraction))
     if not (work / "cache" / "manifest.json").is_file():
         run("dataset", "--dicom", str(phantoms), "--out", str(work / "cache"), "--template", "cervix",
-            "--seed", str(seed), "--val-fraction", "0.2", "--test-fraction", "0")
+            "--seed", str(seed), "--val-fraction", "0.2", "--test-fraction", "0", "--empty-roi-means-none")
     return work / "cache"
 
 

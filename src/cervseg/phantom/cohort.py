@@ -52,7 +52,8 @@ def write_patient(folder: Path, patient_seed: int, preset: str, male_fraction: f
         written = write_ct_series(volume, tmp / "CT", series_description=f"cervseg phantom {preset}")
         rs_name = f"RS_{written.series.series_instance_uid}.dcm"
         write_rtstruct(labels, written, tmp / rs_name, label="phantom", description="cervseg phantom ground truth",
-                       structure_set_name="phantom", roi_generation_algorithm="MANUAL")
+                       structure_set_name="phantom", roi_generation_algorithm="MANUAL",
+                       write_empty=True)  # ground truth: a man's empty CTV_UV means "none", not "not drawn"
     g = volume.geometry
     return {
         "folder": folder.name,
