@@ -234,8 +234,8 @@ def main() -> int:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="real-both")
     parser.add_argument("--patients", type=int, default=30)
     # male phantoms (prostate, no uterus, an empty CTV_UV): the female-only models contoured a
-    # male CT's prostate as bladder (docs/real-data.md). 0 reproduces the shipped model. Note:
-    # `cervseg dataset` still skips a male phantom (its empty CTV_UV is written as no ROI)
+    # male CT's prostate as bladder (docs/real-data.md). 0 reproduces the shipped model. A
+    # man's CTV_UV is a declared empty ROI, which make_cache reads as none (--empty-roi-means-none)
     parser.add_argument("--male-fraction", type=float, default=0.0)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
