@@ -232,11 +232,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "build" / "builtin")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="real-both")
-    parser.add_argument("--patients", type=int, default=30)
+    parser.add_argument("--patients", type=int, default=36)
     # male phantoms (prostate, no uterus, an empty CTV_UV): the female-only models contoured a
-    # male CT's prostate as bladder (docs/real-data.md). 0 reproduces the shipped model. A
-    # man's CTV_UV is a declared empty ROI, which make_cache reads as none (--empty-roi-means-none)
-    parser.add_argument("--male-fraction", type=float, default=0.0)
+    # male CT's prostate as bladder; 30% men raised the unseen-real mean Dice in two seeds out of
+    # two (docs/real-data.md), so the shipped model has them. --patients 30 --male-fraction 0
+    # reproduces the model before it. A man's CTV_UV is a declared empty ROI, which make_cache
+    # reads as none (--empty-roi-means-none)
+    parser.add_argument("--male-fraction", type=float, default=0.3)
     parser.add_argument("--test-patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--epochs", type=int, help=f"default {TRAIN_CONFIG['epochs']}, fine-tuning "
