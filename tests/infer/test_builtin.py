@@ -100,7 +100,7 @@ def test_builtin_model_learnt_the_real_case_it_was_fine_tuned_on(real_patient, r
     cases, or a plan that no longer fits a 1 mm CT, drops far below these wide floors."""
     result = segment_series(real_case / "dicom", tmp_path / "out")
     manual = real_patient.labels
-    floors = {"Bladder": 0.45, "Rectum": 0.5, "Femur_Head_L": 0.55, "Femur_Head_R": 0.5}  # measured 0.67-0.81
+    floors = {"Bladder": 0.45, "Rectum": 0.5, "Femur_Head_L": 0.55, "Femur_Head_R": 0.5}  # measured 0.52-0.82
     for name, floor in floors.items():
         assert dice(manual[name], result.labels[name]) >= floor, name
     # the sides in patient space: each head lies on its own side of the reference
