@@ -327,3 +327,18 @@ def test_a_state_saved_before_a_config_field_existed_resumes(cache_dir, tmp_path
     started = []
     train(cfg.model_copy(update={"epochs": 2}), resume=True, on_epoch_end=lambda e, r: started.append(e))
     assert started == [2]
+
+
+def test_a_run_that_learnt_nothing_says_so_in_one_line_and_in_its_checkpoint(cache_dir, tmp_path, caplog):
+    """A collapsed channel writes empty contours; the run must name it, not stay silent."""
+    # a learning rate too small to move any weight in 2 steps: every channel stays as initialised
+    cfg = make_cfg(cache_dir, tmp_path / "run", epochs=1, max_steps_per_epoch=2, optimizer={"lr": 1e-12})
+    with caplog.at_level("WARNING", logger="cervseg.train.trainer"):
+        result = train(cfg)
+    summary = load_checkpoint(result.checkpoint).metadata.training_summary
+    judged = [c for c, v in summary["val_dice"].items() if v is not None and not math.isnan(v)]
+    dead = [c for c in judged if summary["val_dice"][c] < 0.05]
+    assert dead, summary["val_dice"]  # an untrained network finds (almost) nothing
+    assert summary["channels_not_learnt"] == dead
+    lines = [r.getMessage() for r in caplog.records if "not learnt" in r.getMessage()]
+    assert len(lines) == 1 and all(c in lines[0] for c in dead) and str(result.checkpoint) in lines[0]

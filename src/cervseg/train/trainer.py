@@ -51,7 +51,7 @@ from cervseg.train.callbacks import (
 )
 from cervseg.train.grid_search import run_grid_search
 from cervseg.train.losses import create_loss
-from cervseg.train.result import EpochHook, TrainResult
+from cervseg.train.result import NOT_LEARNT_DICE, EpochHook, TrainResult, channels_not_learnt
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ class Trainer:
     # ------------------------------------------------------------ saving
 
     def _summary(self, *, final: bool) -> dict[str, Any]:
-        best = next((r for r in self.history if r["epoch"] == self.stopper.best_epoch), {})
+        val_dice = self._best_val_dice()
         return {
             "cache": str(self.cache.folder),
             "cache_created": self.cache.manifest.get("created", ""),
@@ -379,7 +379,8 @@ class Trainer:
             "epochs_run": len(self.history),
             "best_epoch": self.stopper.best_epoch,
             "best_val_loss": self.stopper.best,
-            "val_dice": {c: best.get(f"dice_{c}") for c in self.dice_channels},
+            "val_dice": val_dice,
+            "channels_not_learnt": channels_not_learnt(val_dice),
             "finished": final,
             "stopped_early": self.stopper.should_stop,
             "seed": self.cfg.seed,
@@ -395,6 +396,19 @@ class Trainer:
             ),
             "seen": self.seen,
         }
+
+    def _best_val_dice(self) -> dict[str, float | None]:
+        best = next((r for r in self.history if r["epoch"] == self.stopper.best_epoch), {})
+        return {c: best.get(f"dice_{c}") for c in self.dice_channels}
+
+    def _warn_not_learnt(self) -> None:
+        """One line naming the channels the saved model has not learnt (channels_not_learnt)."""
+        dead = channels_not_learnt(self._best_val_dice())
+        if dead:
+            log.warning("%s: %s not learnt (validation Dice below %.2f at the best epoch, %d): its "
+                        "contours will be empty or wrong; train longer, check those labels, or start "
+                        "from a model that has them (model.init_from)", self.out / "best",
+                        ", ".join(dead), NOT_LEARNT_DICE, self.stopper.best_epoch)
 
     def _save_best(self, final: bool, model: nn.Module | None = None) -> None:
         save_checkpoint(
@@ -495,6 +509,7 @@ class Trainer:
             best = load_checkpoint(self.out / "best").model  # rewrite its summary with the final figures
             self._save_best(final=True, model=best)
             self._save_last(epoch, finished=True)
+            self._warn_not_learnt()
         D.barrier(self.ctx)
         return TrainResult(self.out, self.out / "best", self.stopper.best_epoch, self.stopper.best,
                            len(self.history), self.stopper.should_stop, list(self.history))
