@@ -41,6 +41,9 @@ def test_builtin_model_is_small_and_says_exactly_what_it_saw() -> None:
     assert sorted(summary["extra_train_patients"]) == ["cache-real-both/pelvic-ref-002",
                                                        "cache-real-both/totalseg-example"]
     assert summary["seen"]["patients"] == len(summary["train_patients"]) + 2
+    # segment's unreached-structure check compares with the smallest volume seen: none may be 0 ml
+    # (a man's empty CTV_UV is absent, not a 0 ml uterus)
+    assert all(low > 0 for low, _ in summary["seen"]["structure_ml"].values()), summary["seen"]["structure_ml"]
     # the plan in mm (docs/real-data.md): a crop wide enough for the widest pelvis
     plan = PreprocessConfig.model_validate(meta.preprocess)
     assert plan.millimetre_plan and plan.crop_mm >= 500 and plan.crop_pixels <= 256

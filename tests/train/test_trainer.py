@@ -342,3 +342,17 @@ def test_a_run_that_learnt_nothing_says_so_in_one_line_and_in_its_checkpoint(cac
     assert summary["channels_not_learnt"] == dead
     lines = [r.getMessage() for r in caplog.records if "not learnt" in r.getMessage()]
     assert len(lines) == 1 and all(c in lines[0] for c in dead) and str(result.checkpoint) in lines[0]
+
+
+def test_an_absent_structure_does_not_set_the_smallest_volume_seen(cache_dir, absent_cache, tmp_path):
+    """segment's unreached-structure check compares with the smallest volume seen: a man's empty
+    CTV_UV must not make it 0 ml (which would switch that check off for CTV_UV)."""
+    cfg = make_cfg(cache_dir, tmp_path / "run", data={"extra_train": [{"cache": str(absent_cache), "repeat": 2}]})
+    trainer = Trainer(cfg)
+    trainer._build(resume=False)
+    cache = Cache(cache_dir)
+    voxel_ml = {pid: float(np.prod(cache.geometry(pid).spacing)) / 1000.0 for pid in trainer.train_ids}
+    present = [cache.entry(pid)["voxels"]["CTV_UV"] * voxel_ml[pid] for pid in trainer.train_ids]
+    assert min(present) > 0
+    assert trainer.seen["structure_ml"]["CTV_UV"] == [round(min(present), 4), round(max(present), 4)]
+    assert trainer.seen["patients"] == len(trainer.train_ids) + 1  # the absent patient is still described

@@ -105,7 +105,12 @@ def outside_seen(facts: Mapping[str, float], seen: Mapping[str, Any]) -> list[st
 def describe_cache(patients: Sequence[tuple["Cache", str]], structures: Sequence[str],
                    threshold_hu: float) -> dict[str, Any]:
     """The ``seen`` record of some cached (cache, patient) pairs (the training split), for the
-    checkpoint; a structure's volumes only from the patients it was contoured on."""
+    checkpoint; a structure's volumes only from the patients it was contoured on and has.
+
+    Why "and has": an absent structure (a man's CTV_UV, trained as an empty mask) says nothing
+    of its size, and a 0 ml minimum would switch off ``segment``'s check for a structure the
+    scan does not reach (``drop_unreached`` compares with the smallest volume seen).
+    """
     facts = []
     volumes: dict[str, list[float]] = {s: [] for s in structures}
     for cache, pid in patients:
@@ -114,6 +119,7 @@ def describe_cache(patients: Sequence[tuple["Cache", str]], structures: Sequence
         facts.append(scan_facts(image, geometry, body_bounding_box(image, threshold_hu), threshold_hu))
         voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
         for s in structures:
-            if s in cache.labelled(pid):
-                volumes[s].append(cache.entry(pid)["voxels"][s] * voxel_ml)
+            voxels = cache.entry(pid)["voxels"][s] if s in cache.labelled(pid) else 0
+            if voxels:
+                volumes[s].append(voxels * voxel_ml)
     return summarise(facts, volumes)
