@@ -215,7 +215,16 @@ def load_template(name_or_path: str | Path, catalogue: Catalogue | None = None) 
             raise StructureError(f"{where}: postprocess names '{entry}', which is not in the template")
         if not isinstance(settings, dict):
             raise StructureError(f"{where}: postprocess settings of '{entry}' must be a mapping")
-        postprocess[canonical] = dict(settings)
+        settings = dict(settings)
+        if "not_below" in settings:
+            below = settings["not_below"]
+            below = [below] if isinstance(below, str) else list(below or [])
+            limits = [catalogue.canonical(str(b)) for b in below]
+            if not limits or any(b not in names or b == canonical for b in limits):
+                raise StructureError(f"{where}: postprocess not_below of '{entry}' must name other "
+                                     f"structures of the template, got {below}")
+            settings["not_below"] = limits
+        postprocess[canonical] = settings
     return Template(name=str(raw.get("name", path.stem)), structures=tuple(names), postprocess=postprocess)
 
 

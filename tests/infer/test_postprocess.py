@@ -167,3 +167,58 @@ def test_both_heads_in_both_channels_keep_both_heads() -> None:
     out = postprocess(labels, load_template("cervix").postprocess, midline_x=body_bounding_box(hu, -500).midline_x(wide))
     assert np.array_equal(out["Femur_Head_L"], left)
     assert np.array_equal(out["Femur_Head_R"], right)
+
+
+def _shaft_case(geometry: Geometry) -> LabelMap:
+    """A left femoral head on slices 4-6 of 10, bone from slice 0 (a shaft) up to slice 9."""
+    heads = np.zeros(geometry.shape, bool)
+    heads[4:7, 8:12, 14:18] = True  # high columns: patient left on HFS
+    bone = np.zeros(geometry.shape, bool)
+    bone[:, 2:6, 8:12] = True
+    return LabelMap(geometry, {"Femur_Head_L": heads.copy(), "Femur_Head_R": np.zeros(geometry.shape, bool),
+                               "BoneMarrow": bone})
+
+
+def test_bone_far_below_the_femoral_heads_goes_by_patient_z() -> None:
+    """HFS slices 2 mm apart: heads start at slice 4 (z = 8 mm); a 3 mm margin keeps z >= 5 mm,
+    so slices 3..9 stay. The same patient stored feet-first (slices reversed, z running down)
+    keeps the same voxels in patient space."""
+    grid = Geometry.axial((10, 20, 20), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    rules = {"BoneMarrow": {"not_below": ["Femur_Head_L", "Femur_Head_R"], "not_below_margin_mm": 3.0}}
+    out = postprocess(_shaft_case(grid), rules)
+    assert [z for z in range(10) if out["BoneMarrow"][z].any()] == list(range(3, 10))
+    reversed_grid = Geometry(grid.shape, grid.spacing, (0.0, 0.0, 18.0), ((0, 0, -1), (0, 1, 0), (1, 0, 0)))
+    flipped = LabelMap(reversed_grid, {k: v[::-1].copy() for k, v in _shaft_case(grid).items()})
+    out_ffs = postprocess(flipped, rules)
+    assert np.array_equal(out_ffs["BoneMarrow"][::-1], out["BoneMarrow"])
+    wider = postprocess(_shaft_case(grid), {"BoneMarrow": {**rules["BoneMarrow"], "not_below_margin_mm": 8.0}})
+    assert np.array_equal(wider["BoneMarrow"], _shaft_case(grid)["BoneMarrow"])  # z >= 0: all kept
+
+
+def test_no_femoral_head_gives_no_limit_and_names_are_checked() -> None:
+    case = _shaft_case(GRID)
+    case["Femur_Head_L"] = np.zeros(GRID.shape, bool)
+    out = postprocess(case, {"BoneMarrow": {"not_below": ["Femur_Head_L", "Femur_Head_R"]}})
+    assert np.array_equal(out["BoneMarrow"], case["BoneMarrow"])  # a scan above the heads keeps its bone
+    with pytest.raises(StructureError, match="not_below"):
+        postprocess(case, {"BoneMarrow": {"not_below": "Femur_Head_L"}})
+
+
+def test_the_limit_uses_the_heads_after_their_own_rules() -> None:
+    """A speck of 'femoral head' on the lowest slice is removed by keep_largest first, so it
+    does not lower the limit and let the shaft through."""
+    grid = Geometry.axial((10, 20, 20), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    case = _shaft_case(grid)
+    case["Femur_Head_L"][0, 15, 15] = True
+    rules = {"Femur_Head_L": {"keep_largest": True},
+             "BoneMarrow": {"not_below": ["Femur_Head_L", "Femur_Head_R"], "not_below_margin_mm": 3.0}}
+    assert not postprocess(case, rules)["BoneMarrow"][:3].any()
+
+
+def test_cervix_template_limits_bone_below_the_heads_and_rejects_bad_names(tmp_path) -> None:
+    rule = load_template("cervix").postprocess["BoneMarrow"]
+    assert rule["not_below"] == ["Femur_Head_L", "Femur_Head_R"] and rule["not_below_margin_mm"] == 15.0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("structures: [Bladder, BoneMarrow]\npostprocess:\n  BoneMarrow: {not_below: [Femur_Head_L]}\n")
+    with pytest.raises(StructureError, match="not_below of 'BoneMarrow'"):
+        load_template(str(bad))

@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import ndimage
 
-from cervseg.errors import StructureError
+from cervseg.errors import GeometryError, StructureError
 from cervseg.models.output_modes import FEMUR_LEFT, FEMUR_RIGHT, split_femoral_heads
 from cervseg.volume import Geometry, LabelMap
 
@@ -34,13 +34,24 @@ class PostprocessRule:
     # parts (the pelvic bones: two hips and the sacrum) loses what lies elsewhere
     min_fraction_of_largest: float = 0.0
     fill_holes: bool = False  # fill enclosed holes slice by slice
+    # drop what lies more than ``not_below_margin_mm`` below (patient z) the lowest voxel of
+    # these structures: the pelvic bones end at the ischial tuberosities, where the RTOG
+    # femoral heads end too, so bone-like voxels far below them are the femoral shafts
+    not_below: tuple[str, ...] = ()
+    not_below_margin_mm: float = 0.0
 
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, object]) -> "PostprocessRule":
         unknown = set(settings) - set(cls.__dataclass_fields__)
         if unknown:
             raise StructureError(f"postprocess of '{name}': unknown setting(s) {sorted(unknown)}")
-        return cls(**settings)  # type: ignore[arg-type]
+        values = dict(settings)
+        if "not_below" in values:
+            below = values["not_below"]
+            if isinstance(below, str) or not all(isinstance(b, str) for b in below):  # type: ignore[union-attr]
+                raise StructureError(f"postprocess of '{name}': not_below must be a list of structure names")
+            values["not_below"] = tuple(below)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
 
 
 def nonzero_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -122,6 +133,34 @@ def apply_rule(mask: np.ndarray, rule: PostprocessRule, geometry: Geometry) -> n
     return out
 
 
+def superior_axis(geometry: Geometry) -> int:
+    """The array axis that runs along patient z (head-foot); only axis-aligned grids have one."""
+    along_z = np.abs(geometry.axes_matrix[:, 2])
+    axis = int(np.argmax(along_z))
+    if along_z[axis] < 0.999:
+        raise GeometryError(f"grid is not axis-aligned, no array axis runs head-foot: axes {geometry.axes}")
+    return axis
+
+
+def drop_below(mask: np.ndarray, floor: np.ndarray, margin_mm: float, geometry: Geometry) -> np.ndarray:
+    """``mask`` without its voxels more than ``margin_mm`` below the lowest voxel of ``floor``.
+
+    "Below" is patient z (LPS +z is superior whatever the array layout, as for the sides);
+    an empty ``floor`` drops nothing: a scan that holds no femoral head gives no limit.
+    """
+    out = np.asarray(mask, dtype=bool).copy()
+    if not floor.any() or not out.any():
+        return out
+    axis = superior_axis(geometry)
+    z = geometry.origin[2] + np.arange(geometry.shape[axis]) * geometry.spacing[axis] * geometry.axes_matrix[axis, 2]
+    others = tuple(a for a in range(3) if a != axis)
+    lowest = float(z[floor.any(axis=others)].min())
+    keep = z >= lowest - margin_mm - 1e-6
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    return out & keep.reshape(shape)
+
+
 def assign_femoral_heads_by_side(labels: LabelMap, midline_x: float | None = None) -> None:
     """Re-assign femoral-head components to L/R by the patient x of their centroid (in place).
 
@@ -151,13 +190,20 @@ def postprocess(
     ``midline_x``: the patient's midline that separates the femoral heads (``Prediction.midline_x``:
     the predictor's one body detection).
     The sides are assigned first: a network that puts both heads in both channels would
-    otherwise lose one head to "keep the largest part" in each channel.
+    otherwise lose one head to "keep the largest part" in each channel. ``not_below`` limits
+    come last and use the other structures' masks after their own rules.
     """
     sided = LabelMap(labels.geometry, dict(labels.items()))
     assign_femoral_heads_by_side(sided, midline_x)
     out = LabelMap(labels.geometry)
+    parsed = {name: PostprocessRule.from_settings(name, rules[name]) for name in sided if rules.get(name)}
     for name, mask in sided.items():
-        settings = rules.get(name)
-        rule = PostprocessRule.from_settings(name, settings) if settings else PostprocessRule()
-        out[name] = apply_rule(mask, rule, labels.geometry)
+        out[name] = apply_rule(mask, parsed.get(name, PostprocessRule()), labels.geometry)
+    limited = {}
+    for name, rule in parsed.items():
+        floors = [out[b] for b in rule.not_below if b in out]
+        if floors:
+            limited[name] = drop_below(out[name], np.logical_or.reduce(floors), rule.not_below_margin_mm, labels.geometry)
+    for name, mask in limited.items():
+        out[name] = mask
     return out
