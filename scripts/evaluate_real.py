@@ -13,6 +13,7 @@ A model scored here must not have seen the case: `--cases` picks the unseen ones
 Usage:
     python scripts/evaluate_real.py --model src/cervseg/weights/builtin --name builtin --out build/real/builtin.csv
     python scripts/evaluate_real.py --table build/real/old.csv build/real/new.csv    # markdown table
+    python scripts/evaluate_real.py --clinical-system DL --name raystation-dl --out build/real/dl.csv
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from real_cases import CASES, DATA
+from real_cases import CASES, CLINICAL_SYSTEM_002, DATA, clinical_system_002
 
 FIELDS = ["model", "case", "structure", "reference", "dice_3d", "hd95_3d_mm", "volume_ref_ml",
           "volume_pred_ml", "slices_reference", "slices_missed", "slices_false_positive"]
@@ -50,6 +51,23 @@ def score(model: Path, name: str, cases: list[str]) -> list[dict[str, str]]:
                          **{k: format_value(values[k]) for k in FIELDS[4:]}})
             log.info("%s %s %s: Dice %s, HD95 %s mm", name, case, structure, rows[-1]["dice_3d"],
                      rows[-1]["hd95_3d_mm"])
+    return rows
+
+
+def score_clinical_system(kind: str, name: str) -> list[dict[str, str]]:
+    """Score one of 002's RayStation automatic contour sets against its manual contours, as a model is."""
+    from cervseg.metrics.evaluate import format_value, structure_metrics
+    from cervseg.volume import LabelMap
+
+    volume, references = CASES["pelvic-ref-002"]()
+    labels = LabelMap(volume.geometry, clinical_system_002(kind, volume))
+    rows = []
+    for structure, predicted in labels.items():
+        reference, source = references[structure]
+        values, _ = structure_metrics(reference, predicted, labels)
+        rows.append({"model": name, "case": "pelvic-ref-002", "structure": structure, "reference": source,
+                     **{k: format_value(values[k]) for k in FIELDS[4:]}})
+        log.info("%s %s: Dice %s, HD95 %s mm", name, structure, rows[-1]["dice_3d"], rows[-1]["hd95_3d_mm"])
     return rows
 
 
@@ -78,17 +96,22 @@ def main() -> int:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES),
                         help="the real cases to score (those the model did not see; default: both)")
     parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these CSVs")
+    parser.add_argument("--clinical-system", choices=sorted(CLINICAL_SYSTEM_002),
+                        help="score pelvic-ref-002's RayStation automatic contours of this set instead of a model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.table:
         print(markdown_table(args.table))
         return 0
-    if not (args.model and args.name and args.out):
-        parser.error("--model, --name and --out are needed (or --table)")
+    if not ((args.model or args.clinical_system) and args.name and args.out):
+        parser.error("--model (or --clinical-system), --name and --out are needed (or --table)")
     if not DATA.is_dir():
         log.error("%s: the real cases are not there (see ../shared/data/README.md)", DATA)
         return 2
-    rows = score(args.model, args.name, args.cases)
+    if args.clinical_system:
+        rows = score_clinical_system(args.clinical_system, args.name)
+    else:
+        rows = score(args.model, args.name, args.cases)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)

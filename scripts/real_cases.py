@@ -58,6 +58,26 @@ def load_totalseg():
 
 CASES = {"pelvic-ref-002": load_002, "totalseg-example": load_totalseg}
 
+#: pelvic-ref-002's two automatic contour sets made by RayStation (../shared/data/README.md):
+#: the ROI of each set for each structure that has a manual reference
+CLINICAL_SYSTEM_002 = {
+    "DL": {"Bladder": "Bladder_DL", "Rectum": "Anorectum_DL", "Femur_Head_L": "Femur_Head_L_DL",
+           "Femur_Head_R": "Femur_Head_R_DL"},
+    "MBS": {"Bladder": "Bladder_MBS", "Rectum": "Rectum_MBS", "Femur_Head_L": "FemoralHead (Left)_MBS",
+            "Femur_Head_R": "FemoralHead (Right)_MBS"},
+}
+
+
+def clinical_system_002(kind: str, volume) -> dict[str, np.ndarray]:
+    """002's RayStation automatic contours of one set (``DL`` or ``MBS``) on its CT grid, by
+    cervix structure name: what a clinical auto-contouring system does on this very patient."""
+    from cervseg.dicom.rasterize import rasterize_roi
+    from cervseg.dicom.rtstruct_read import read_rtstruct
+
+    rtstruct = read_rtstruct(next((DATA / "pelvic-ref-002" / "dicom").glob("RS*.dcm")))
+    return {structure: rasterize_roi(rtstruct.roi(roi).contours, volume.geometry, name=roi)
+            for structure, roi in CLINICAL_SYSTEM_002[kind].items()}
+
 
 def build_real_cache(out: Path, cases: Sequence[str], structures: Sequence[str]) -> dict:
     """A training cache of some real cases, partially labelled (each has only its references),

@@ -41,3 +41,20 @@ def test_an_absent_case_is_one_line_and_exit_2(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(real_cases, "DATA", tmp_path / "nothing")
     assert real_cases.main(["--case", "totalseg-example", "--out", str(tmp_path / "case")]) == 2
     assert "the real case is not there" in caplog.text and not (tmp_path / "case").exists()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "pelvic-ref-002").is_dir(), reason="real data not present")
+def test_002_clinical_system_contours_agree_with_the_manual_ones_like_a_clinical_system():
+    """RayStation's automatic bladders on 002 are 35-37 ml against the manual 38 ml: read and
+    rasterised on the CT grid, each overlaps the manual bladder well, and its femoral heads
+    lie on the patient's own side (both sets are independent of cervseg's models)."""
+    from cervseg.metrics.overlap import dice
+
+    volume, references = real_cases.CASES["pelvic-ref-002"]()
+    for kind in ("DL", "MBS"):
+        auto = real_cases.clinical_system_002(kind, volume)
+        assert set(auto) == {"Bladder", "Rectum", "Femur_Head_L", "Femur_Head_R"}
+        assert dice(references["Bladder"][0], auto["Bladder"]) > 0.8, kind
+        assert dice(references["Femur_Head_L"][0], auto["Femur_Head_L"]) > 0.6, kind
+        assert dice(references["Femur_Head_L"][0], auto["Femur_Head_R"]) == 0.0, kind
+        assert 30 < auto["Bladder"].sum() * np.prod(volume.geometry.spacing) / 1000 < 45, kind
